@@ -1,0 +1,24 @@
+"""Package logging: modules log through ``logging.getLogger(__name__)``; only the CLI configures output."""
+
+from __future__ import annotations
+
+import logging
+
+PACKAGE_LOGGER = "spikeformers"
+
+
+def get_logger(name: str) -> logging.Logger:
+    """Return the logger for module ``name`` (a child of the package logger)."""
+    return logging.getLogger(name)
+
+
+def configure_cli_logging(verbose: bool = False) -> None:
+    """Send package logs to stderr. Called by the CLI only, never on import."""
+    logger = logging.getLogger(PACKAGE_LOGGER)
+    if any(getattr(h, "_spikeformers_cli", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler._spikeformers_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
