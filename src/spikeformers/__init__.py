@@ -1,0 +1,21 @@
+"""spikeformers: spiking language models distilled from BERT-family teachers.
+
+Public API (see README): ``create_model``, ``list_models``, ``load_model``, ``from_pretrained``,
+the model families in ``spikeformers.models``, data loading in ``spikeformers.data``, distillation
+in ``spikeformers.distill`` and evaluation in ``spikeformers.evaluation``.
+"""
+
+import logging
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+from spikeformers.registry import (  # noqa: E402
+    create_model,
+    from_pretrained,
+    list_models,
+    load_model,
+)
+
+__all__ = ["__version__", "create_model", "from_pretrained", "list_models", "load_model"]

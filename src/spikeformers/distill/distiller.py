@@ -1,0 +1,226 @@
+"""Knowledge distillation from a BERT-family teacher into any spikeformers student.
+
+The distiller sees only the students' common output (``ClassifierOutput``: logits and per-layer
+``hidden_states``) and ``get_input_embeddings()``, so every family distils through this code.
+
+Stage ``general`` (SpikeBERT stage 1, TinyBERT general distillation): on unlabelled text, align
+each student layer's features with the mapped hidden state of the *pre-trained* teacher
+(``w_feat``), optionally also the word embeddings (``w_emb``).
+
+Stage ``task`` (SpikeBERT stage 2): from the teacher *fine-tuned* on the task,
+``L = w_emb * MSE(E_s, E_t) + w_ce * CE(z_s, y) + w_logit * KL_tau(z_t || z_s)
++ w_feat * sum_i MSE(h_s(i), h_t(map(i)))``.
+Defaults are the published script's weights 0.1 / 0.1 / 1.0 / 0.1.
+
+When student and teacher widths differ, a learned ``Linear(D_s, D_t)`` per mapped layer (and one
+for the embeddings) projects student features. The projections belong to the distiller: they are
+trained with the student, saved apart from it (``distiller.safetensors``) and never enter the
+student's checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from spikeformers.distill.layer_map import map_layers
+from spikeformers.distill.losses import MaskedMSE, SoftTargetKL
+from spikeformers.distill.teacher import (
+    teacher_depth,
+    teacher_forward,
+    teacher_width,
+    teacher_word_embeddings,
+)
+from spikeformers.models.base import SpikingModel, classification_loss
+
+logger = logging.getLogger(__name__)
+
+Stage = Literal["general", "task"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistillConfig:
+    """Loss weights and options of one distillation stage."""
+
+    stage: Stage = "task"
+    """``general`` (features only, unlabelled text) or ``task`` (all terms, labelled data)."""
+    w_emb: float = 0.1
+    """Weight of the word-embedding MSE."""
+    w_ce: float = 0.1
+    """Weight of the cross-entropy with gold labels (task stage only)."""
+    w_logit: float = 1.0
+    """Weight of the KL between softened teacher and student distributions (task stage only)."""
+    w_feat: float = 0.1
+    """Weight of the per-layer feature MSE."""
+    temperature: float = 1.0
+    """Softmax temperature of the logit KL (the published script uses none, i.e. 1)."""
+    skip_first_teacher_layers: int = 0
+    """Teacher layers left out of the layer map (the paper optionally ignores the first few)."""
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("general", "task"):
+            raise ValueError(f"stage must be 'general' or 'task', got {self.stage!r}")
+        for name in ("w_emb", "w_ce", "w_logit", "w_feat"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+
+    @classmethod
+    def for_stage(cls, stage: Stage, **overrides) -> DistillConfig:
+        """Defaults of a stage: ``general`` uses features only (w_feat 1, others 0)."""
+        if stage == "general":
+            base = dict(w_emb=0.0, w_ce=0.0, w_logit=0.0, w_feat=1.0)
+        else:
+            base = {}
+        return cls(stage=stage, **{**base, **overrides})
+
+    @property
+    def active_terms(self) -> tuple[str, ...]:
+        """Loss terms with a non-zero weight (the ones the distiller computes)."""
+        terms = [("emb", self.w_emb), ("feat", self.w_feat)]
+        if self.stage == "task":
+            terms += [("ce", self.w_ce), ("kl", self.w_logit)]
+        return tuple(name for name, w in terms if w > 0)
+
+
+class VocabularyMismatchError(ValueError):
+    """The student's vocabulary does not match the teacher's tokenizer."""
+
+
+class Distiller(nn.Module):
+    """Student + frozen teacher + width projections; ``forward(batch)`` returns the loss terms.
+
+    Args:
+        student: Any spikeformers model.
+        teacher: A frozen ``transformers`` encoder (``AutoModel`` for the general stage,
+            ``AutoModelForSequenceClassification`` for the task stage).
+        config: Weights and options.
+    """
+
+    def __init__(self, student: SpikingModel, teacher: nn.Module, config: DistillConfig):
+        super().__init__()
+        self.student = student
+        self.teacher = teacher
+        self.config = config
+        t_vocab = int(teacher.config.vocab_size)
+        if student.config.vocab_size != t_vocab:
+            raise VocabularyMismatchError(
+                f"student vocab_size {student.config.vocab_size} != teacher vocab_size {t_vocab}: "
+                "the student must use the teacher's tokenizer"
+            )
+        d_s = student.get_input_embeddings().embedding_dim
+        d_t = teacher_width(teacher)
+        self.layer_map = map_layers(
+            student.num_feature_layers,
+            teacher_depth(teacher),
+            skip_first=config.skip_first_teacher_layers,
+        )
+        need_proj = d_s != d_t
+        self.feature_proj = nn.ModuleList(
+            nn.Linear(d_s, d_t) if need_proj else nn.Identity() for _ in self.layer_map
+        )
+        self.embedding_proj = nn.Linear(d_s, d_t) if need_proj else nn.Identity()
+        self.mse = MaskedMSE()
+        self.kl = SoftTargetKL(config.temperature)
+        if config.stage == "task" and config.w_logit > 0 and not hasattr(teacher, "classifier"):
+            logger.warning("teacher has no classification head: the logit KL needs stored logits")
+        logger.info("layer map (student layer -> teacher hidden state): %s", self.layer_map)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Student and projection parameters (never the teacher's)."""
+        params = list(self.student.parameters())
+        params += list(self.feature_proj.parameters()) + list(self.embedding_proj.parameters())
+        return [p for p in params if p.requires_grad]
+
+    def projection_state_dict(self) -> dict[str, torch.Tensor]:
+        """The distiller-owned projections, saved apart from the student."""
+        return {
+            k: v
+            for k, v in self.state_dict().items()
+            if k.startswith(("feature_proj.", "embedding_proj."))
+        }
+
+    def train(self, mode: bool = True) -> Distiller:
+        """Train the student and projections; the teacher stays in eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Compute the active loss terms on one collated batch.
+
+        Args:
+            batch: ``input_ids [B, L]``, ``attention_mask [B, L]``, optional ``token_type_ids``,
+                ``labels [B]`` and ``teacher_logits [B, C]`` (stored soft targets of augmented
+                data, used instead of the teacher's live logits).
+
+        Returns:
+            ``{"loss": total, <term>: value}`` for each term in ``config.active_terms``
+            (unweighted values; ``loss`` is the weighted sum).
+        """
+        cfg = self.config
+        mask = batch["attention_mask"]
+        out = self.student(batch["input_ids"], attention_mask=mask)
+        need_hidden = cfg.w_feat > 0
+        need_logits = cfg.stage == "task" and cfg.w_logit > 0 and "teacher_logits" not in batch
+        t_out = teacher_forward(self.teacher, batch) if (need_hidden or need_logits) else None
+        terms: dict[str, torch.Tensor] = {}
+        for name in cfg.active_terms:
+            if name == "feat":
+                terms["feat"] = sum(
+                    self.mse(proj(h), t_out.hidden_states[j], mask)
+                    for proj, h, j in zip(
+                        self.feature_proj, out.hidden_states, self.layer_map, strict=True
+                    )
+                )
+            elif name == "emb":
+                terms["emb"] = self._embedding_loss(batch["input_ids"])
+            elif name == "ce":
+                if "labels" not in batch:
+                    raise ValueError("the task stage with w_ce > 0 needs labelled data")
+                terms["ce"] = classification_loss(out.logits, batch["labels"])
+            elif name == "kl":
+                z_t = batch["teacher_logits"] if "teacher_logits" in batch else t_out.logits
+                if z_t is None:
+                    raise ValueError("the logit KL needs a classification teacher or stored logits")
+                terms["kl"] = self.kl(out.logits, z_t)
+        weights = {"emb": cfg.w_emb, "feat": cfg.w_feat, "ce": cfg.w_ce, "kl": cfg.w_logit}
+        if not terms:
+            raise ValueError("every loss weight is 0: nothing to train")
+        total = sum(weights[k] * v for k, v in terms.items())
+        return {"loss": total, **terms}
+
+    def _embedding_loss(self, input_ids: torch.Tensor) -> torch.Tensor:
+        # MSE between the embedding rows of the tokens in this batch (not the whole V x D table:
+        # projecting 30k rows every step costs more than the rest of a small student's step).
+        ids = torch.unique(input_ids)
+        e_s = self.embedding_proj(self.student.get_input_embeddings()(ids))
+        with torch.no_grad():
+            e_t = teacher_word_embeddings(self.teacher)(ids)
+        return nn.functional.mse_loss(e_s, e_t)
+
+
+def init_embeddings_from_teacher(student: SpikingModel, teacher: nn.Module) -> bool:
+    """Copy the teacher's word embeddings into the student when vocabulary and width match.
+
+    Returns:
+        Whether the copy happened (``False``, with a log line, when the widths differ).
+    """
+    e_s = student.get_input_embeddings()
+    e_t = teacher_word_embeddings(teacher)
+    if e_s.weight.shape != e_t.weight.shape:
+        logger.warning(
+            "not copying teacher embeddings: student %s vs teacher %s",
+            tuple(e_s.weight.shape),
+            tuple(e_t.weight.shape),
+        )
+        return False
+    with torch.no_grad():
+        e_s.weight.copy_(e_t.weight)
+    logger.info("initialised student word embeddings from the teacher %s", tuple(e_t.weight.shape))
+    return True

@@ -1,0 +1,334 @@
+"""SpikeBERT: a Spikformer for text, distilled from BERT.
+
+Lv et al., "SpikeBERT: A Language Spikformer Learned from BERT with Knowledge Distillation",
+arXiv:2308.15122 (Neural Networks 197:108482, 2026).
+
+Layout inside the spiking stack is time-first ``[T, B, L, D]`` (``T`` time steps, ``B`` batch,
+``L`` tokens, ``D`` width). The model:
+
+1. token embedding (plus learned positions unless ``use_positions=False``) -> Heaviside with the
+   ATan surrogate -> the same binary pattern repeated ``T`` times ("repeat coding");
+2. ``num_layers`` blocks ``x = x + SSA(x); x = x + MLP(x)`` (additive residuals, so the stream
+   holds small integers after the first block);
+3. spiking self-attention without softmax: ``Q, K, V = LIF(LN(Linear(x)))`` per head,
+   ``X' = LIF_attn((Q K^T) V * scale)``, ``out = LIF(LN(Linear_o(X')))``;
+4. MLP ``Linear(D, rD) -> LN -> LIF -> Linear(rD, D) -> LN -> LIF``;
+5. readout: final LN -> mean over tokens -> linear classifier at every step -> mean over ``T``;
+6. per-block "transforms" (``Linear(D, D) + LN`` on the time-mean of each block's output) that
+   exist only to align student features with teacher hidden states during distillation.
+
+Two behaviours are configurable so the paper's choice can be compared with the better default:
+``use_positions`` (the paper has no positional information: a bag of tokens) and
+``mask_padding`` (the paper lets ``[PAD]`` enter attention and the mean-pool, so the logits depend
+on how much padding a batch has). ``spikebert-*-paper`` variants switch both off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from spikeformers.models.base import (
+    ClassifierOutput,
+    ModelConfig,
+    SpikingModel,
+    classification_loss,
+)
+from spikeformers.neurons.lif import LIF
+from spikeformers.neurons.surrogate import build_surrogate
+from spikeformers.registry import register_family, register_model
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpikeBertConfig(ModelConfig):
+    """SpikeBERT hyper-parameters (defaults: the paper's model, with positions and padding mask)."""
+
+    model_type = "spikebert"
+
+    hidden_size: int = 768
+    """Width ``D``."""
+    num_layers: int = 12
+    """Number of Spikformer blocks."""
+    num_heads: int = 8
+    """Attention heads (``D`` must be divisible by it)."""
+    mlp_ratio: float = 4.0
+    """MLP width is ``mlp_ratio * D``."""
+    time_steps: int = 4
+    """Simulation steps ``T`` (repeat coding: the same input at every step)."""
+    max_position_embeddings: int = 512
+    """Longest sequence with learned positions."""
+    use_positions: bool = True
+    """Add learned positional embeddings before spike encoding (the paper has none)."""
+    mask_padding: bool = True
+    """Keep padding out of attention and pooling (the paper lets it in)."""
+    tau: float = 2.0
+    """LIF membrane time constant (paper: 2 in stage 2, 10 in stage 1)."""
+    v_threshold: float = 1.0
+    """Threshold of every LIF except the attention one."""
+    attn_v_threshold: float = 0.5
+    """Threshold of the LIF after ``(Q K^T) V``."""
+    attn_scale: float = 0.125
+    """Fixed scale of ``(Q K^T) V`` (no softmax)."""
+    surrogate: str = "atan"
+    """Surrogate gradient name (``atan`` or ``sigmoid``)."""
+    surrogate_alpha: float = 2.0
+    """Surrogate sharpness."""
+    detach_reset: bool = True
+    """Detach the reset path from the graph (as SpikingJelly's ``detach_reset``)."""
+    reset: str = "hard"
+    """``hard`` (to zero) or ``soft`` (subtract threshold) reset."""
+    dropout: float = 0.0
+    """Dropout on the classifier input (train mode only)."""
+    layer_norm_eps: float = 1e-5
+    """LayerNorm epsilon."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
+            )
+        if self.time_steps < 1 or self.num_layers < 1:
+            raise ValueError("time_steps and num_layers must be >= 1")
+        if self.reset not in ("hard", "soft"):
+            raise ValueError(f"reset must be 'hard' or 'soft', got {self.reset!r}")
+
+
+def _lif(cfg: SpikeBertConfig, v_threshold: float | None = None) -> LIF:
+    return LIF(
+        tau=cfg.tau,
+        v_threshold=cfg.v_threshold if v_threshold is None else v_threshold,
+        reset=cfg.reset,
+        detach_reset=cfg.detach_reset,
+        surrogate=build_surrogate(cfg.surrogate, cfg.surrogate_alpha),
+    )
+
+
+class SpikingLinear(nn.Module):
+    """``Linear -> LayerNorm -> LIF``, the spiking layer used everywhere in SpikeBERT.
+
+    Shapes: ``[T, B, L, D_in] -> [T, B, L, D_out]`` (spikes).
+    """
+
+    def __init__(self, cfg: SpikeBertConfig, d_in: int, d_out: int, v_threshold: float | None = None):
+        super().__init__()
+        self.linear = nn.Linear(d_in, d_out)
+        self.norm = nn.LayerNorm(d_out, eps=cfg.layer_norm_eps)
+        self.lif = _lif(cfg, v_threshold)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.lif(self.norm(self.linear(x)))
+
+
+class SpikingSelfAttention(nn.Module):
+    """Softmax-free spiking self-attention (SSA).
+
+    ``A = Q K^T`` counts, per head, the time-aligned spike coincidences between tokens; ``A V``
+    sums the value spikes of the tokens each query attends to. There is no softmax, so the
+    product is computed as ``(Q K^T) V`` and scaled by a constant.
+
+    Shapes: ``x [T, B, L, D]``, ``key_mask [B, L]`` (1 real, 0 padding, or ``None``)
+    -> ``[T, B, L, D]`` spikes.
+    """
+
+    def __init__(self, cfg: SpikeBertConfig):
+        super().__init__()
+        d = cfg.hidden_size
+        self.num_heads = cfg.num_heads
+        self.scale = cfg.attn_scale
+        self.q = SpikingLinear(cfg, d, d)
+        self.k = SpikingLinear(cfg, d, d)
+        self.v = SpikingLinear(cfg, d, d)
+        self.attn_lif = _lif(cfg, cfg.attn_v_threshold)
+        self.out = SpikingLinear(cfg, d, d)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        t, b, n, d = x.shape
+        return x.view(t, b, n, self.num_heads, d // self.num_heads).transpose(2, 3)  # (T, B, H, L, dh)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
+        t, b, n, d = x.shape
+        q, k, v = self._heads(self.q(x)), self._heads(self.k(x)), self._heads(self.v(x))
+        if key_mask is not None:
+            # A zero key row makes every score against that token 0, so padding adds nothing.
+            m = key_mask.to(k.dtype)[None, :, None, :, None]  # (1, B, 1, L, 1)
+            k, v = k * m, v * m
+        scores = q @ k.transpose(-2, -1)  # (T, B, H, L, L) coincidence counts
+        ctx = (scores @ v) * self.scale  # (T, B, H, L, dh)
+        ctx = self.attn_lif(ctx).transpose(2, 3).reshape(t, b, n, d)  # (T, B, L, D)
+        return self.out(ctx)
+
+
+class SpikingMLP(nn.Module):
+    """``Linear(D, rD) -> LN -> LIF -> Linear(rD, D) -> LN -> LIF``; ``[T, B, L, D]`` in and out."""
+
+    def __init__(self, cfg: SpikeBertConfig):
+        super().__init__()
+        hidden = int(round(cfg.mlp_ratio * cfg.hidden_size))
+        self.fc1 = SpikingLinear(cfg, cfg.hidden_size, hidden)
+        self.fc2 = SpikingLinear(cfg, hidden, cfg.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.fc2(self.fc1(x))
+
+
+class SpikformerBlock(nn.Module):
+    """``x = x + SSA(x); x = x + MLP(x)`` on ``[T, B, L, D]``."""
+
+    def __init__(self, cfg: SpikeBertConfig):
+        super().__init__()
+        self.attn = SpikingSelfAttention(cfg)
+        self.mlp = SpikingMLP(cfg)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
+        x = x + self.attn(x, key_mask)
+        return x + self.mlp(x)
+
+
+class FeatureTransform(nn.Module):
+    """``Linear(D, D) + LN`` on a block's time-mean output, used only for distillation."""
+
+    def __init__(self, cfg: SpikeBertConfig):
+        super().__init__()
+        self.linear = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.norm(self.linear(x))
+
+
+@register_family
+class SpikeBertForSequenceClassification(SpikingModel):
+    """SpikeBERT with a classification head. See the module docstring for the architecture."""
+
+    config_class = SpikeBertConfig
+
+    def __init__(self, config: SpikeBertConfig):
+        super().__init__(config)
+        cfg = config
+        self.embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
+        self.position_embeddings = (
+            nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size) if cfg.use_positions else None
+        )
+        self.encode = build_surrogate(cfg.surrogate, cfg.surrogate_alpha)
+        self.blocks = nn.ModuleList(SpikformerBlock(cfg) for _ in range(cfg.num_layers))
+        self.transforms = nn.ModuleList(FeatureTransform(cfg) for _ in range(cfg.num_layers))
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
+
+    def get_input_embeddings(self) -> nn.Embedding:  # noqa: D102
+        return self.embeddings
+
+    @property
+    def num_feature_layers(self) -> int:  # noqa: D102
+        return self.config.num_layers
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Real-valued token (+ position) embeddings ``[B, L, D]`` before spike encoding."""
+        x = self.embeddings(input_ids)
+        if self.position_embeddings is not None:
+            n = input_ids.shape[1]
+            if n > self.config.max_position_embeddings:
+                raise ValueError(
+                    f"sequence length {n} exceeds max_position_embeddings "
+                    f"{self.config.max_position_embeddings}"
+                )
+            x = x + self.position_embeddings.weight[:n]
+        return x
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> ClassifierOutput:
+        """Classify token sequences.
+
+        Args:
+            input_ids: ``[B, L]`` token ids.
+            attention_mask: ``[B, L]``, 1 for real tokens and 0 for padding. Ignored (padding
+                is treated like any token) when ``config.mask_padding`` is False.
+            labels: ``[B]`` class ids (or floats for regression); adds ``loss``.
+
+        Returns:
+            ``ClassifierOutput`` with ``logits [B, C]`` and ``hidden_states``: one ``[B, L, D]``
+            feature per block (transform of the block output's mean over ``T``).
+        """
+        cfg = self.config
+        mask = attention_mask if cfg.mask_padding else None
+        spikes = self.encode(self.embed(input_ids))  # (B, L, D) binary
+        x = spikes.unsqueeze(0).expand(cfg.time_steps, *spikes.shape)  # (T, B, L, D) repeat coding
+        features = []
+        for block, transform in zip(self.blocks, self.transforms, strict=True):
+            x = block(x, mask)
+            features.append(transform(x.mean(0)))  # (B, L, D)
+        h = self.norm(x)  # (T, B, L, D)
+        if mask is None:
+            pooled = h.mean(2)  # (T, B, D)
+        else:
+            w = mask.to(h.dtype)[None, :, :, None]  # (1, B, L, 1)
+            pooled = (h * w).sum(2) / w.sum(2).clamp_min(1.0)
+        logits = self.classifier(self.dropout(pooled)).mean(0)  # (B, C)
+        loss = classification_loss(logits, labels) if labels is not None else None
+        return ClassifierOutput(logits=logits, loss=loss, hidden_states=features)
+
+
+def _create(**kwargs) -> SpikeBertForSequenceClassification:
+    return SpikeBertForSequenceClassification(SpikeBertConfig.from_dict(kwargs))
+
+
+_SIZES = {
+    # name: (num_layers, hidden_size, num_heads)
+    "tiny": (2, 64, 4),
+    "mini": (4, 384, 6),
+    "small": (6, 512, 8),
+}  # the paper's size (12x768, 8 heads) is registered as `spikebert` / `spikebert-paper` below
+
+
+def _register_sizes() -> None:
+    for size, (depth, width, heads) in _SIZES.items():
+        for faithful in (False, True):
+            name = f"spikebert-{size}" + ("-paper" if faithful else "")
+            what = "faithful to the paper (no positions, padding unmasked)" if faithful else (
+                "positions + padding mask"
+            )
+
+            def factory(depth=depth, width=width, heads=heads, faithful=faithful, **overrides):
+                args = dict(num_layers=depth, hidden_size=width, num_heads=heads)
+                if faithful:
+                    args.update(use_positions=False, mask_padding=False)
+                return _create(**{**args, **overrides})
+
+            factory.__module__ = __name__
+            register_model(name, f"SpikeBERT {depth}x{width}, {heads} heads, T=4; {what}")(factory)
+
+
+_register_sizes()
+
+
+@register_model("spikebert", "SpikeBERT at the paper's size (12x768, 8 heads, T=4) + positions, mask")
+def spikebert(**overrides) -> SpikeBertForSequenceClassification:
+    """SpikeBERT at the paper's size with positional embeddings and padding masks."""
+    return _create(**overrides)
+
+
+@register_model("spikebert-paper", "SpikeBERT as published: 12x768, 8 heads, T=4, no positions/mask")
+def spikebert_paper(**overrides) -> SpikeBertForSequenceClassification:
+    """SpikeBERT exactly as published: no positional information, padding enters attention."""
+    return _create(**{"use_positions": False, "mask_padding": False, **overrides})

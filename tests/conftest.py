@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny teachers built from a BertConfig and a tiny offline tokenizer.
+
+Nothing here touches the network or ../shared/data.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+WORDS = (
+    "the a an movie film plot actor story good great fun funny moving brilliant bad awful "
+    "boring dull terrible mess not very is was and but it this that of to with too"
+).split()
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    yield
+
+
+@pytest.fixture
+def vocab_file(tmp_path):
+    """A WordPiece vocab: special tokens + a few dozen words."""
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    return path
+
+
+@pytest.fixture
+def tokenizer(vocab_file):
+    from transformers import BertTokenizerFast
+
+    return BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+
+
+def make_tiny_teacher(vocab_size: int, *, num_labels: int | None = 2, hidden: int = 32,
+                      layers: int = 2, seed: int = 0):
+    """A randomly initialised BERT (HF's test size: hidden 32, 2 layers, 4 heads)."""
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=4, intermediate_size=4 * hidden,
+                     max_position_embeddings=64, attn_implementation="eager")
+    if num_labels is None:
+        return BertModel(cfg).eval()
+    cfg.num_labels = num_labels
+    return BertForSequenceClassification(cfg).eval()
+
+
+@pytest.fixture
+def tiny_teacher_dir(tmp_path, tokenizer):
+    """A saved tiny classification teacher with its tokenizer (a stand-in for a fine-tuned BERT)."""
+    teacher = make_tiny_teacher(len(tokenizer))
+    out = tmp_path / "teacher"
+    teacher.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def tiny_overrides(vocab_size: int, num_labels: int = 2) -> dict:
+    """Config overrides that make any registered variant tiny."""
+    return dict(vocab_size=vocab_size, num_labels=num_labels, num_layers=2, hidden_size=32,
+                num_heads=4, time_steps=2, max_position_embeddings=64)

@@ -1,0 +1,293 @@
+"""Tests for the Bidirectional Parallel Spiking Neuron (BPSN, SNN-BERT's neuron)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from spikeformers.neurons.bpsn import BPSN, bpsn_parallel, lif_kernel
+from spikeformers.neurons.surrogate import ATan
+
+
+def _random_bpsn(
+    d: int,
+    *,
+    kernel_size: int = 4,
+    reset_passes: int = 1,
+    detach_reset: bool = False,
+    dtype: torch.dtype = torch.float64,
+    seed: int = 0,
+) -> BPSN:
+    """A BPSN whose parameters are moved off their (channel-symmetric) initial values."""
+    gen = torch.Generator().manual_seed(seed)
+    neuron = BPSN(
+        d, kernel_size=kernel_size, reset_passes=reset_passes, detach_reset=detach_reset
+    ).to(dtype)
+    with torch.no_grad():
+        for p in (neuron.weight_fwd, neuron.weight_bwd):
+            p.add_(0.2 * torch.randn(p.shape, generator=gen, dtype=dtype))
+        neuron.fusion_logit.copy_(torch.randn(d, generator=gen, dtype=dtype))
+        neuron.threshold.copy_(0.2 + 0.4 * torch.rand(d, generator=gen, dtype=dtype))
+        neuron.reset_raw.copy_(0.5 * torch.randn(d, generator=gen, dtype=dtype))
+    return neuron
+
+
+def _inputs(b: int, length: int, d: int, *, dtype: torch.dtype, seed: int = 1):
+    """Random inputs and a mask mixing right padding, a full row and a row with holes."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, length, d, generator=gen, dtype=dtype)
+    lengths = torch.randint(1, length + 1, (b,), generator=gen)
+    lengths[0] = length
+    mask = (torch.arange(length)[None, :] < lengths[:, None]).to(dtype)
+    mask[-1] = (torch.rand(length, generator=gen) < 0.7).to(dtype)  # not right-padded
+    return x, mask
+
+
+def _grads(neuron: BPSN, x: torch.Tensor, spikes: torch.Tensor, weight: torch.Tensor):
+    params = [p for _, p in neuron.named_parameters()]
+    return torch.autograd.grad((spikes * weight).sum(), [x, *params], allow_unused=True)
+
+
+@pytest.mark.parametrize(
+    ("reset_passes", "detach_reset"), [(0, False), (1, False), (1, True), (2, False)]
+)
+def test_bpsn_parallel_matches_sequential_spikes_and_gradients(reset_passes, detach_reset):
+    d = 5
+    neuron = _random_bpsn(d, reset_passes=reset_passes, detach_reset=detach_reset)
+    x, mask = _inputs(4, 11, d, dtype=torch.float64)
+    x.requires_grad_(True)
+    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(2), dtype=x.dtype)
+
+    s_par = neuron(x, mask)
+    s_seq = neuron.forward_sequential(x, mask)
+    assert torch.equal(s_par, s_seq)
+    rate = s_par.sum() / (mask.sum() * d)
+    assert 0.05 < rate < 0.95  # a non-trivial comparison: both spikes and silence occur
+
+    names = ["x"] + [n for n, _ in neuron.named_parameters()]
+    for name, g_par, g_seq in zip(
+        names, _grads(neuron, x, s_par, weight), _grads(neuron, x, s_seq, weight), strict=True
+    ):
+        if name == "reset_raw" and reset_passes == 0:
+            assert g_par is None and g_seq is None  # β is unused without reset passes
+            continue
+        assert g_par is not None and g_seq is not None, name
+        assert g_par.abs().sum() > 0, name
+        torch.testing.assert_close(g_par, g_seq, atol=1e-5, rtol=0, msg=name)
+
+
+def test_bpsn_parallel_matches_sequential_in_float32():
+    d = 4
+    neuron = _random_bpsn(d, dtype=torch.float32)
+    x, mask = _inputs(3, 9, d, dtype=torch.float32)
+    x.requires_grad_(True)
+    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
+    s_par, s_seq = neuron(x, mask), neuron.forward_sequential(x, mask)
+    assert s_par.dtype == torch.float32
+    assert torch.equal(s_par, s_seq)
+    for g_par, g_seq in zip(
+        _grads(neuron, x, s_par, weight), _grads(neuron, x, s_seq, weight), strict=True
+    ):
+        torch.testing.assert_close(g_par, g_seq, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("length", [1, 3, 20])
+def test_bpsn_kernels_work_for_any_length_including_shorter_than_kernel(length):
+    neuron = _random_bpsn(3, kernel_size=8)
+    x, mask = _inputs(2, length, 3, dtype=torch.float64)
+    spikes = neuron(x, mask)
+    assert spikes.shape == (2, length, 3)
+    assert torch.equal(spikes, neuron.forward_sequential(x, mask))
+
+
+def test_bpsn_real_tokens_ignore_how_far_the_batch_is_padded():
+    d, length = 4, 10
+    neuron = _random_bpsn(d)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(3, length, d, generator=gen, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([7, 4, 10])
+    mask = (torch.arange(length)[None, :] < lengths[:, None]).double()
+    # The same batch padded 6 positions further, with garbage in every padded slot.
+    x_long = torch.randn(3, length + 6, d, generator=gen, dtype=torch.float64)
+    x_long[:, :length] = x.detach()
+    x_long.requires_grad_(True)
+    mask_long = torch.cat([mask, torch.zeros(3, 6, dtype=torch.float64)], dim=1)
+
+    out, out_long = neuron(x, mask), neuron(x_long, mask_long)
+    real = mask.bool()
+    assert out[real].sum() > 0
+    assert torch.equal(out[real], out_long[:, :length][real])
+
+    # Gradients of a loss on real tokens agree too (wrt real inputs and every parameter).
+    weight = torch.randn(out.shape, generator=gen, dtype=torch.float64) * mask[..., None]
+    loss = (out * weight).sum()
+    loss_long = (out_long[:, :length] * weight).sum()
+    params = list(neuron.parameters())
+    grads = torch.autograd.grad(loss, [x, *params])
+    grads_long = torch.autograd.grad(loss_long, [x_long, *params])
+    torch.testing.assert_close(grads[0][real], grads_long[0][:, :length][real])
+    for g, g_long in zip(grads[1:], grads_long[1:], strict=True):
+        torch.testing.assert_close(g, g_long)
+
+    # A sample alone (no padding at all) gives the outputs it gets inside the padded batch.
+    alone = neuron(x[1:2, :4].detach())
+    assert torch.equal(alone[0], out[1, :4])
+
+
+def test_bpsn_padded_positions_never_spike():
+    d = 3
+    neuron = BPSN(d, v_threshold=-10.0, reset_strength=0.1).double()  # fires on real inputs
+    x, mask = _inputs(4, 8, d, dtype=torch.float64)
+    spikes = neuron(x, mask)
+    assert torch.all(spikes[mask == 0] == 0)
+    assert torch.all(spikes[mask == 1] == 1)
+
+
+def test_bpsn_without_mask_equals_all_ones_mask_and_accepts_bool_masks():
+    neuron = _random_bpsn(3)
+    x, mask = _inputs(2, 6, 3, dtype=torch.float64)
+    assert torch.equal(neuron(x), neuron(x, torch.ones(2, 6)))
+    assert torch.equal(neuron(x, mask), neuron(x, mask.bool()))
+
+
+def _reset_free_lif(x: torch.Tensor, tau: float, v_threshold: float) -> torch.Tensor:
+    """LIF without reset: ``V[t] = V[t-1] + (x[t] - V[t-1]) / tau``, spike if ``V >= th``."""
+    v = torch.zeros_like(x[0])
+    spikes = []
+    for x_t in x:
+        v = v + (x_t - v) / tau
+        spikes.append((v >= v_threshold).to(x.dtype))
+    return torch.stack(spikes)
+
+
+@pytest.mark.parametrize("level", [1.2, 1.5, 1.9])
+def test_bpsn_constant_supra_threshold_input_does_not_fire_uninterrupted(level):
+    tau, v_threshold, length = 2.0, 1.0, 64
+    lif = _reset_free_lif(torch.full((length,), level), tau, v_threshold)
+    first = int(torch.nonzero(lif)[0])
+    assert first < length // 4  # the input is supra-threshold ...
+    assert torch.all(lif[first:] == 1)  # ... and the reset-free LIF never stops firing
+
+    neuron = BPSN(2, tau=tau, v_threshold=v_threshold)
+    with torch.no_grad():
+        spikes = neuron(torch.full((1, length, 2), level))
+    assert spikes.mean() < 0.9
+
+
+def test_lif_kernel_taps_equal_decay_formula():
+    for tau in (1.5, 2.0, 4.0):
+        taps = lif_kernel(tau, 6)
+        expected = torch.tensor([(1 / tau) * (1 - 1 / tau) ** i for i in range(6)])
+        torch.testing.assert_close(taps, expected.double())
+        neuron = BPSN(3, kernel_size=6, tau=tau).double()
+        torch.testing.assert_close(neuron.weight_fwd.detach(), expected.double().expand(3, 6))
+        torch.testing.assert_close(neuron.weight_bwd.detach(), expected.double().expand(3, 6))
+        decays = torch.tensor([(1 - 1 / tau) ** j for j in range(1, 7)], dtype=torch.float64)
+        torch.testing.assert_close(neuron.reset_taps(), decays)
+
+
+def _hand_neuron(*, reset_passes: int, v_threshold: float, reset_strength: float) -> BPSN:
+    """One channel, k = 2 taps of the tau = 2 LIF kernel: w_f = w_b = [0.5, 0.25], a = 0.5."""
+    return BPSN(
+        1,
+        kernel_size=2,
+        tau=2.0,
+        v_threshold=v_threshold,
+        reset_strength=reset_strength,
+        reset_passes=reset_passes,
+    ).double()
+
+
+def test_bpsn_backward_direction_starts_at_last_real_token_hand_trace():
+    # H[t] = 0.5 (0.5 x[t] + 0.25 x[t-1]) + 0.5 (0.5 x[t] + 0.25 x[t+1]).
+    neuron = _hand_neuron(reset_passes=0, v_threshold=0.1, reset_strength=1.0)
+    x = torch.tensor([[0.0, 0.0, 1.0, 5.0]], dtype=torch.float64)[..., None]
+    # Unpadded: H = [0, 0.125, 0.25 + 0.625, 1.25 + 0.125] -> spikes at t = 1, 2, 3.
+    assert neuron(x)[0, :, 0].tolist() == [0.0, 1.0, 1.0, 1.0]
+    # Token 3 is padding: its 5.0 is zeroed, so H = [0, 0.125, 0.25, 0] and t = 3 is silent.
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]], dtype=torch.float64)
+    assert neuron(x, mask)[0, :, 0].tolist() == [0.0, 1.0, 1.0, 0.0]
+    x_low = torch.tensor([[0.0, 0.0, 0.6, 5.0]], dtype=torch.float64)[..., None]
+    # H[1] = 0.25 * 0.6 / 2 = 0.075 < 0.1: the first token hears the third only through w_b[1].
+    assert neuron(x_low, mask)[0, :, 0].tolist() == [0.0, 0.0, 1.0, 0.0]
+
+
+def test_bpsn_reset_pass_hand_trace():
+    # x = [1, 1, 1]: H_f = [0.5, 0.75, 0.75], H_b = [0.75, 0.75, 0.5], H = [0.625, 0.75, 0.625].
+    # First pass (θ = 0.6): S0 = [1, 1, 1]. Counts with λ = 0.5: C_f = [0, 0.5, 0.75],
+    # C_b = [0.75, 0.5, 0], C = [0.375, 0.5, 0.375]; β = 0.1: H - βC = [0.5875, 0.7, 0.5875].
+    x = torch.ones(1, 3, 1, dtype=torch.float64)
+    no_reset = _hand_neuron(reset_passes=0, v_threshold=0.6, reset_strength=0.1)
+    assert no_reset(x)[0, :, 0].tolist() == [1.0, 1.0, 1.0]
+    neuron = _hand_neuron(reset_passes=1, v_threshold=0.6, reset_strength=0.1)
+    torch.testing.assert_close(neuron.reset_strength, torch.tensor([0.1], dtype=torch.float64))
+    assert neuron(x)[0, :, 0].tolist() == [0.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bpsn_gradient_reaches_input_and_every_parameter(dtype):
+    neuron = BPSN(6, kernel_size=4).to(dtype)
+    gen = torch.Generator().manual_seed(4)
+    x = (1.0 + torch.randn(2, 12, 6, generator=gen, dtype=dtype)).requires_grad_(True)
+    spikes = neuron(x)
+    assert spikes.dtype == dtype
+    (spikes * torch.randn(spikes.shape, generator=gen, dtype=dtype)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for name, p in neuron.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_bpsn_is_deterministic():
+    neuron = _random_bpsn(4, dtype=torch.float32)
+    x, mask = _inputs(3, 10, 4, dtype=torch.float32)
+    x.requires_grad_(True)
+    runs = []
+    for _ in range(2):
+        spikes = neuron(x, mask)
+        runs.append((spikes, *torch.autograd.grad(spikes.sum(), [x, *neuron.parameters()])))
+    for a, b in zip(*runs, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_bpsn_default_surrogate_is_a_fresh_atan_per_neuron():
+    a, b = BPSN(2), BPSN(2)
+    assert isinstance(a.surrogate, ATan) and a.surrogate.alpha == 2.0
+    assert a.surrogate is not b.surrogate
+
+
+def test_bpsn_init_values():
+    neuron = BPSN(3, v_threshold=0.7, fusion_init=0.25)
+    torch.testing.assert_close(neuron.threshold.detach(), torch.full((3,), 0.7))
+    torch.testing.assert_close(neuron.fusion, torch.full((3,), 0.25))
+    torch.testing.assert_close(neuron.reset_strength, torch.full((3,), 0.7))  # β defaults to θ
+    assert math.isclose(BPSN(1, reset_strength=2.5).reset_strength.item(), 2.5, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_channels": 0},
+        {"kernel_size": 0},
+        {"tau": 0.5},
+        {"fusion_init": 1.0},
+        {"reset_passes": -1},
+        {"reset_strength": 0.0},
+    ],
+)
+def test_bpsn_rejects_bad_arguments(kwargs):
+    args = {"num_channels": 2, **kwargs}
+    with pytest.raises(ValueError):
+        BPSN(**args)
+
+
+def test_bpsn_rejects_mismatched_shapes():
+    neuron = BPSN(3)
+    with pytest.raises(ValueError, match="D=4"):
+        neuron(torch.zeros(1, 5, 4))
+    with pytest.raises(ValueError, match="mask"):
+        neuron(torch.zeros(1, 5, 3), torch.ones(1, 4))
+    with pytest.raises(ValueError, match=r"\[B, L, D\]"):
+        bpsn_parallel(torch.zeros(5, 3), None, **neuron._dynamics_kwargs())
