@@ -314,13 +314,22 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (DataError, ValueError, FileNotFoundError, FloatingPointError, ImportError, OSError)
 
 
+def _quiet_transformers() -> None:
+    """transformers' weight-loading bars and load reports are noise next to our own output."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``spikeformers`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_cli_logging(args.verbose)
-    # transformers' own progress bars and load reports are noise on top of ours.
-    logging.getLogger("transformers").setLevel(logging.ERROR)
+    _quiet_transformers()
     try:
         return args.run(args)
     except KeyboardInterrupt:

@@ -1,0 +1,139 @@
+"""Plain data records shared by every loader: examples, task descriptions, splits and errors.
+
+Nothing here reads files or needs torch; :mod:`spikeformers.data.readers` and
+:mod:`spikeformers.data.tasks` build these objects, and
+:mod:`spikeformers.data.text_classification` turns them into tensors.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Metric = Literal["accuracy", "f1", "mcc", "pearson_spearman"]
+METRICS: tuple[str, ...] = ("accuracy", "f1", "mcc", "pearson_spearman")
+
+
+class DataError(ValueError):
+    """Bad or unreadable data, reported as ``"path:LINE: reason"``.
+
+    The message always names the file and, where known, the line (1-based), so a user can open the
+    file at the right place. The parts stay available as attributes.
+
+    Attributes:
+        reason: The message without the location prefix.
+        path: The file the problem is in, if known.
+        line: The 1-based line number, if known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+        self.reason = message
+        self.path = None if path is None else str(path)
+        self.line = line
+        if self.path is not None and line is not None:
+            text = f"{self.path}:{line}: {message}"
+        elif self.path is not None:
+            text = f"{self.path}: {message}"
+        else:
+            text = message
+        super().__init__(text)
+
+    def __reduce__(
+        self,
+    ):  # keep path/line across pickling (DataLoader workers re-raise in the parent)
+        return (functools.partial(DataError, path=self.path, line=self.line), (self.reason,))
+
+
+class MissingDependencyError(ImportError, RuntimeError):
+    """An optional package a loader needs is not installed; the message says how to install it."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One text-classification example.
+
+    Attributes:
+        text: The (first) sentence.
+        text_pair: The second sentence for sentence-pair tasks, else ``None``.
+        label: Class id (``int``), target value (``float``) for regression, or ``None`` when
+            unlabelled.
+        soft_labels: Teacher logits stored with augmented data, or ``None``.
+        source: Where the example came from (``"path:line"``), for messages.
+    """
+
+    text: str
+    text_pair: str | None = None
+    label: int | float | None = None
+    soft_labels: tuple[float, ...] | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a text-classification task looks like to a model and to evaluation.
+
+    Attributes:
+        name: Short task name (``"sst2"``, ``"custom"``...).
+        num_labels: Number of classes; 1 for regression.
+        label_names: One name per class id (for regression, the name of the target).
+        metric: The metric used for model selection (a key of
+            :func:`spikeformers.data.metrics.compute_metrics`' result).
+        language: ISO 639-1 code of the text, e.g. ``"en"`` or ``"zh"``.
+    """
+
+    name: str
+    num_labels: int
+    label_names: tuple[str, ...]
+    metric: Metric = "accuracy"
+    language: str = "en"
+
+    def __post_init__(self) -> None:
+        if self.num_labels < 1:
+            raise ValueError(
+                f"TaskSpec {self.name!r}: num_labels must be >= 1, got {self.num_labels}"
+            )
+        if len(self.label_names) != self.num_labels:
+            raise ValueError(
+                f"TaskSpec {self.name!r}: {len(self.label_names)} label_names for "
+                f"num_labels={self.num_labels}"
+            )
+        if self.metric not in METRICS:
+            raise ValueError(f"TaskSpec {self.name!r}: metric must be one of {METRICS}")
+        if self.num_labels == 1 and self.metric != "pearson_spearman":
+            raise ValueError(
+                f"TaskSpec {self.name!r}: a regression task (num_labels=1) needs "
+                "metric='pearson_spearman'"
+            )
+
+    @property
+    def is_regression(self) -> bool:
+        """Whether the task predicts one real value instead of a class."""
+        return self.num_labels == 1
+
+
+@dataclass
+class DatasetSplits:
+    """A task with its train / validation / test examples.
+
+    Attributes:
+        task: The task description.
+        train: Training examples.
+        validation: Validation examples (model selection).
+        test: Test examples; may be empty.
+        info: Provenance: files read, encoding, split seed and fractions, sizes, skipped lines.
+    """
+
+    task: TaskSpec
+    train: list[Example]
+    validation: list[Example]
+    test: list[Example]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def sizes(self) -> dict[str, int]:
+        """Return the number of examples in each split."""
+        return {
+            "train": len(self.train),
+            "validation": len(self.validation),
+            "test": len(self.test),
+        }
