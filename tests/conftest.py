@@ -31,9 +31,10 @@ def vocab_file(tmp_path):
 
 @pytest.fixture
 def tokenizer(vocab_file):
+    # from_pretrained(folder): transformers 5 silently ignores BertTokenizerFast(vocab_file=...).
     from transformers import BertTokenizerFast
 
-    return BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    return BertTokenizerFast.from_pretrained(str(vocab_file.parent), do_lower_case=True)
 
 
 def make_tiny_teacher(vocab_size: int, *, num_labels: int | None = 2, hidden: int = 32,

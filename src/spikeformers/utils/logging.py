@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 PACKAGE_LOGGER = "spikeformers"
 
@@ -12,12 +13,20 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (it may be swapped, e.g. by pytest)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_cli_logging(verbose: bool = False) -> None:
     """Send package logs to stderr. Called by the CLI only, never on import."""
     logger = logging.getLogger(PACKAGE_LOGGER)
     if any(getattr(h, "_spikeformers_cli", False) for h in logger.handlers):
         return
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     handler._spikeformers_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)

@@ -1,0 +1,167 @@
+"""The command line end to end, on tiny data and a tiny teacher (no network, no shared data)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from spikeformers.cli import COMMANDS, main
+from tests.conftest import WORDS
+
+POS = ["good", "great", "fun", "funny", "moving", "brilliant"]
+NEG = ["bad", "awful", "boring", "dull", "terrible", "mess"]
+
+
+def _sentences(n: int, seed: int) -> list[tuple[str, int]]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        words = rng.sample(WORDS[:10], 3) + [rng.choice(POS if label else NEG)]
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+@pytest.fixture
+def csv_data(tmp_path):
+    paths = {}
+    for split, n, seed in (("train", 48, 0), ("dev", 16, 1), ("test", 16, 2)):
+        path = tmp_path / f"{split}.csv"
+        path.write_text("sentence,label\n" + "".join(f"{s},{y}\n" for s, y in _sentences(n, seed)))
+        paths[split] = str(path)
+    return paths
+
+
+def _data_flags(csv_data):
+    return ["--train-file", csv_data["train"], "--validation-file", csv_data["dev"],
+            "--test-file", csv_data["test"], "--max-length", "16"]
+
+
+TINY = ["--set", "num_layers=2", "hidden_size=32", "num_heads=4", "time_steps=2"]
+FAST = ["--epochs", "1", "--batch-size", "8", "--no-progress"]
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"] if command else ["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: spikeformers" in out
+    if command:
+        assert command in out
+
+
+def test_list_models_json(capsys):
+    assert main(["list-models", "--json"]) == 0
+    names = [m["name"] for m in json.loads(capsys.readouterr().out)]
+    assert "spikebert" in names and "spikebert-paper" in names
+
+
+@pytest.mark.slow
+def test_pipeline_train_distill_evaluate_predict(tmp_path, tiny_teacher_dir, csv_data, capsys):
+    data = _data_flags(csv_data)
+    teacher = str(tiny_teacher_dir)
+    # direct training (the baseline), then both distillation stages from the tiny teacher
+    assert main(["train", "--model", "spikebert-tiny", "--tokenizer", teacher, *TINY, *data,
+                 *FAST, "--out", str(tmp_path / "direct")]) == 0
+    assert main(["distill", "--stage", "general", "--model", "spikebert-tiny", "--teacher",
+                 teacher, *TINY, *data, *FAST, "--out", str(tmp_path / "s1")]) == 0
+    assert main(["distill", "--stage", "task", "--model", str(tmp_path / "s1"), "--teacher",
+                 teacher, *data, *FAST, "--out", str(tmp_path / "s2")]) == 0
+    capsys.readouterr()
+    for run in ("direct", "s1", "s2"):
+        d = tmp_path / run
+        for f in ("config.json", "model.safetensors", "run_config.json", "metrics.json",
+                  "tokenizer_config.json", "train_log.jsonl", "run.log"):
+            assert (d / f).is_file(), f"{run}/{f}"
+    metrics = json.loads((tmp_path / "s2" / "metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    assert 0.0 < metrics["test"]["firing_rate"] < 1.0
+    rc = json.loads((tmp_path / "s2" / "run_config.json").read_text())
+    assert rc["command"] == "distill-task" and rc["distill"]["w_logit"] == 1.0
+
+    assert main(["evaluate", "--model", str(tmp_path / "s2"), *data, "--split", "test"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    # the teacher folder is evaluated by the same command
+    assert main(["evaluate", "--model", teacher, *data]) == 0
+    assert "accuracy" in json.loads(capsys.readouterr().out)
+
+    assert main(["predict", "--model", str(tmp_path / "s2"), "--text", "a great fun movie",
+                 "--text", "boring"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 2 and all(abs(sum(r["probs"]) - 1) < 1e-5 for r in rows)
+
+
+def test_finetune_teacher_few_steps(tmp_path, tiny_teacher_dir, csv_data, capsys):
+    out = tmp_path / "ft"
+    assert main(["finetune-teacher", "--teacher", str(tiny_teacher_dir),
+                 *_data_flags(csv_data), "--max-steps", "2", "--batch-size", "8",
+                 "--no-progress", "--out", str(out)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["steps"] == 2 and "test" in metrics
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer_config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("text,label\nfine,1\n", "train.csv.*column 'sentence'"),
+        ("sentence,label\ngood,1\n,0\n", "train.csv:3"),
+        ("", "train.csv.*empty"),
+    ],
+)
+def test_malformed_data_exits_2_naming_file_and_line(tmp_path, tiny_teacher_dir, content,
+                                                     message, capsys):
+    train = tmp_path / "train.csv"
+    train.write_text(content)
+    code = main(["train", "--model", "spikebert-tiny", "--tokenizer", str(tiny_teacher_dir),
+                 "--train-file", str(train), *TINY, *FAST, "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+    import re
+
+    assert re.search(message, err), err
+
+
+def test_validation_label_outside_training_classes(tmp_path, tiny_teacher_dir, capsys):
+    train = tmp_path / "train.csv"
+    train.write_text("sentence,label\ngood,1\nbad,0\n")
+    dev = tmp_path / "dev.csv"
+    dev.write_text("sentence,label\nfine,1\nodd,7\n")
+    code = main(["train", "--model", "spikebert-tiny", "--tokenizer", str(tiny_teacher_dir),
+                 "--train-file", str(train), "--validation-file", str(dev), *TINY, *FAST,
+                 "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "dev.csv:3" in capsys.readouterr().err
+
+
+def test_undecodable_bytes_name_the_line(tmp_path, tiny_teacher_dir, capsys):
+    train = tmp_path / "train.csv"
+    train.write_bytes(b"sentence,label\ngood film,1\ncaf\xe9 bad,0\n")
+    code = main(["train", "--model", "spikebert-tiny", "--tokenizer", str(tiny_teacher_dir),
+                 "--train-file", str(train), *TINY, *FAST, "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "train.csv:3" in capsys.readouterr().err
+
+
+def test_unknown_model_name_is_a_clean_error(tmp_path, tiny_teacher_dir, csv_data, capsys):
+    code = main(["train", "--model", "spikebert-tinyy", "--tokenizer", str(tiny_teacher_dir),
+                 *_data_flags(csv_data), *FAST, "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "did you mean spikebert-tiny" in capsys.readouterr().err
+
+
+def test_out_dir_holding_another_run_is_refused(tmp_path, tiny_teacher_dir, csv_data, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "run_config.json").write_text(json.dumps({"command": "finetune-teacher"}))
+    code = main(["train", "--model", "spikebert-tiny", "--tokenizer", str(tiny_teacher_dir),
+                 *_data_flags(csv_data), *TINY, *FAST, "--out", str(out)])
+    assert code == 2
+    assert "already holds a finetune-teacher run" in capsys.readouterr().err
