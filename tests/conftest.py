@@ -8,10 +8,41 @@ from __future__ import annotations
 import pytest
 import torch
 
-WORDS = (
-    "the a an movie film plot actor story good great fun funny moving brilliant bad awful "
-    "boring dull terrible mess not very is was and but it this that of to with too"
-).split()
+WORDS = [
+    "the",
+    "a",
+    "an",
+    "movie",
+    "film",
+    "plot",
+    "actor",
+    "story",
+    "good",
+    "great",
+    "fun",
+    "funny",
+    "moving",
+    "brilliant",
+    "bad",
+    "awful",
+    "boring",
+    "dull",
+    "terrible",
+    "mess",
+    "not",
+    "very",
+    "is",
+    "was",
+    "and",
+    "but",
+    "it",
+    "this",
+    "that",
+    "of",
+    "to",
+    "with",
+    "too",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -37,15 +68,22 @@ def tokenizer(vocab_file):
     return BertTokenizerFast.from_pretrained(str(vocab_file.parent), do_lower_case=True)
 
 
-def make_tiny_teacher(vocab_size: int, *, num_labels: int | None = 2, hidden: int = 32,
-                      layers: int = 2, seed: int = 0):
+def make_tiny_teacher(
+    vocab_size: int, *, num_labels: int | None = 2, hidden: int = 32, layers: int = 2, seed: int = 0
+):
     """A randomly initialised BERT (HF's test size: hidden 32, 2 layers, 4 heads)."""
     from transformers import BertConfig, BertForSequenceClassification, BertModel
 
     torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-                     num_attention_heads=4, intermediate_size=4 * hidden,
-                     max_position_embeddings=64, attn_implementation="eager")
+    cfg = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=4 * hidden,
+        max_position_embeddings=64,
+        attn_implementation="eager",
+    )
     if num_labels is None:
         return BertModel(cfg).eval()
     cfg.num_labels = num_labels
@@ -64,5 +102,12 @@ def tiny_teacher_dir(tmp_path, tokenizer):
 
 def tiny_overrides(vocab_size: int, num_labels: int = 2) -> dict:
     """Config overrides that make any registered variant tiny."""
-    return dict(vocab_size=vocab_size, num_labels=num_labels, num_layers=2, hidden_size=32,
-                num_heads=4, time_steps=2, max_position_embeddings=64)
+    return dict(
+        vocab_size=vocab_size,
+        num_labels=num_labels,
+        num_layers=2,
+        hidden_size=32,
+        num_heads=4,
+        time_steps=2,
+        max_position_embeddings=64,
+    )

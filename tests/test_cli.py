@@ -36,8 +36,16 @@ def csv_data(tmp_path):
 
 
 def _data_flags(csv_data):
-    return ["--train-file", csv_data["train"], "--validation-file", csv_data["dev"],
-            "--test-file", csv_data["test"], "--max-length", "16"]
+    return [
+        "--train-file",
+        csv_data["train"],
+        "--validation-file",
+        csv_data["dev"],
+        "--test-file",
+        csv_data["test"],
+        "--max-length",
+        "16",
+    ]
 
 
 TINY = ["--set", "num_layers=2", "hidden_size=32", "num_heads=4", "time_steps=2"]
@@ -66,17 +74,72 @@ def test_pipeline_train_distill_evaluate_predict(tmp_path, tiny_teacher_dir, csv
     data = _data_flags(csv_data)
     teacher = str(tiny_teacher_dir)
     # direct training (the baseline), then both distillation stages from the tiny teacher
-    assert main(["train", "--model", "spikebert-tiny", "--tokenizer", teacher, *TINY, *data,
-                 *FAST, "--out", str(tmp_path / "direct")]) == 0
-    assert main(["distill", "--stage", "general", "--model", "spikebert-tiny", "--teacher",
-                 teacher, *TINY, *data, *FAST, "--out", str(tmp_path / "s1")]) == 0
-    assert main(["distill", "--stage", "task", "--model", str(tmp_path / "s1"), "--teacher",
-                 teacher, *data, *FAST, "--out", str(tmp_path / "s2")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "spikebert-tiny",
+                "--tokenizer",
+                teacher,
+                *TINY,
+                *data,
+                *FAST,
+                "--out",
+                str(tmp_path / "direct"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "distill",
+                "--stage",
+                "general",
+                "--model",
+                "spikebert-tiny",
+                "--teacher",
+                teacher,
+                *TINY,
+                *data,
+                *FAST,
+                "--out",
+                str(tmp_path / "s1"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "distill",
+                "--stage",
+                "task",
+                "--model",
+                str(tmp_path / "s1"),
+                "--teacher",
+                teacher,
+                *data,
+                *FAST,
+                "--out",
+                str(tmp_path / "s2"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     for run in ("direct", "s1", "s2"):
         d = tmp_path / run
-        for f in ("config.json", "model.safetensors", "run_config.json", "metrics.json",
-                  "tokenizer_config.json", "train_log.jsonl", "run.log"):
+        for f in (
+            "config.json",
+            "model.safetensors",
+            "run_config.json",
+            "metrics.json",
+            "tokenizer_config.json",
+            "train_log.jsonl",
+            "run.log",
+        ):
             assert (d / f).is_file(), f"{run}/{f}"
     metrics = json.loads((tmp_path / "s2" / "metrics.json").read_text())
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
@@ -91,17 +154,44 @@ def test_pipeline_train_distill_evaluate_predict(tmp_path, tiny_teacher_dir, csv
     assert main(["evaluate", "--model", teacher, *data]) == 0
     assert "accuracy" in json.loads(capsys.readouterr().out)
 
-    assert main(["predict", "--model", str(tmp_path / "s2"), "--text", "a great fun movie",
-                 "--text", "boring"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(tmp_path / "s2"),
+                "--text",
+                "a great fun movie",
+                "--text",
+                "boring",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(rows) == 2 and all(abs(sum(r["probs"]) - 1) < 1e-5 for r in rows)
 
 
 def test_finetune_teacher_few_steps(tmp_path, tiny_teacher_dir, csv_data, capsys):
     out = tmp_path / "ft"
-    assert main(["finetune-teacher", "--teacher", str(tiny_teacher_dir),
-                 *_data_flags(csv_data), "--max-steps", "2", "--batch-size", "8",
-                 "--no-progress", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "finetune-teacher",
+                "--teacher",
+                str(tiny_teacher_dir),
+                *_data_flags(csv_data),
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "8",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["steps"] == 2 and "test" in metrics
     assert (out / "model.safetensors").is_file() and (out / "tokenizer_config.json").is_file()
@@ -115,12 +205,26 @@ def test_finetune_teacher_few_steps(tmp_path, tiny_teacher_dir, csv_data, capsys
         ("", "train.csv.*empty"),
     ],
 )
-def test_malformed_data_exits_2_naming_file_and_line(tmp_path, tiny_teacher_dir, content,
-                                                     message, capsys):
+def test_malformed_data_exits_2_naming_file_and_line(
+    tmp_path, tiny_teacher_dir, content, message, capsys
+):
     train = tmp_path / "train.csv"
     train.write_text(content)
-    code = main(["train", "--model", "spikebert-tiny", "--tokenizer", str(tiny_teacher_dir),
-                 "--train-file", str(train), *TINY, *FAST, "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "train",
+            "--model",
+            "spikebert-tiny",
+            "--tokenizer",
+            str(tiny_teacher_dir),
+            "--train-file",
+            str(train),
+            *TINY,
+            *FAST,
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "error:" in err and "Traceback" not in err
@@ -134,9 +238,23 @@ def test_validation_label_outside_training_classes(tmp_path, tiny_teacher_dir, c
     train.write_text("sentence,label\ngood,1\nbad,0\n")
     dev = tmp_path / "dev.csv"
     dev.write_text("sentence,label\nfine,1\nodd,7\n")
-    code = main(["train", "--model", "spikebert-tiny", "--tokenizer", str(tiny_teacher_dir),
-                 "--train-file", str(train), "--validation-file", str(dev), *TINY, *FAST,
-                 "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "train",
+            "--model",
+            "spikebert-tiny",
+            "--tokenizer",
+            str(tiny_teacher_dir),
+            "--train-file",
+            str(train),
+            "--validation-file",
+            str(dev),
+            *TINY,
+            *FAST,
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2
     assert "dev.csv:3" in capsys.readouterr().err
 
@@ -144,15 +262,39 @@ def test_validation_label_outside_training_classes(tmp_path, tiny_teacher_dir, c
 def test_undecodable_bytes_name_the_line(tmp_path, tiny_teacher_dir, capsys):
     train = tmp_path / "train.csv"
     train.write_bytes(b"sentence,label\ngood film,1\ncaf\xe9 bad,0\n")
-    code = main(["train", "--model", "spikebert-tiny", "--tokenizer", str(tiny_teacher_dir),
-                 "--train-file", str(train), *TINY, *FAST, "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "train",
+            "--model",
+            "spikebert-tiny",
+            "--tokenizer",
+            str(tiny_teacher_dir),
+            "--train-file",
+            str(train),
+            *TINY,
+            *FAST,
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2
     assert "train.csv:3" in capsys.readouterr().err
 
 
 def test_unknown_model_name_is_a_clean_error(tmp_path, tiny_teacher_dir, csv_data, capsys):
-    code = main(["train", "--model", "spikebert-tinyy", "--tokenizer", str(tiny_teacher_dir),
-                 *_data_flags(csv_data), *FAST, "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "train",
+            "--model",
+            "spikebert-tinyy",
+            "--tokenizer",
+            str(tiny_teacher_dir),
+            *_data_flags(csv_data),
+            *FAST,
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2
     assert "did you mean spikebert-tiny" in capsys.readouterr().err
 
@@ -161,7 +303,19 @@ def test_out_dir_holding_another_run_is_refused(tmp_path, tiny_teacher_dir, csv_
     out = tmp_path / "o"
     out.mkdir()
     (out / "run_config.json").write_text(json.dumps({"command": "finetune-teacher"}))
-    code = main(["train", "--model", "spikebert-tiny", "--tokenizer", str(tiny_teacher_dir),
-                 *_data_flags(csv_data), *TINY, *FAST, "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "--model",
+            "spikebert-tiny",
+            "--tokenizer",
+            str(tiny_teacher_dir),
+            *_data_flags(csv_data),
+            *TINY,
+            *FAST,
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 2
     assert "already holds a finetune-teacher run" in capsys.readouterr().err

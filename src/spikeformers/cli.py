@@ -37,6 +37,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--encoding", default="utf-8", help="encoding of generic files")
     g.add_argument("--max-length", type=int, default=128, help="max tokens per sequence")
     g.add_argument("--max-train-samples", type=int, help="use a seeded subset of the training set")
+    g.add_argument(
+        "--max-eval-samples", type=int, help="use a seeded subset of the validation and test sets"
+    )
     g.add_argument("--split-seed", type=int, default=0, help="seed of splits made for unsplit sets")
 
 
@@ -44,16 +47,33 @@ def _data_args(a: argparse.Namespace):
     from spikeformers.pipeline import DataArgs
 
     return DataArgs(
-        task=a.task, data_dir=a.data_dir, train_file=a.train_file,
-        validation_file=a.validation_file, test_file=a.test_file, text_column=a.text_column,
-        text_pair_column=a.text_pair_column, label_column=a.label_column, dataset=a.dataset,
-        dataset_config=a.dataset_config, encoding=a.encoding, max_length=a.max_length,
-        max_train_samples=a.max_train_samples, split_seed=a.split_seed,
+        task=a.task,
+        data_dir=a.data_dir,
+        train_file=a.train_file,
+        validation_file=a.validation_file,
+        test_file=a.test_file,
+        text_column=a.text_column,
+        text_pair_column=a.text_pair_column,
+        label_column=a.label_column,
+        dataset=a.dataset,
+        dataset_config=a.dataset_config,
+        encoding=a.encoding,
+        max_length=a.max_length,
+        max_train_samples=a.max_train_samples,
+        max_eval_samples=a.max_eval_samples,
+        split_seed=a.split_seed,
     )
 
 
-def _add_train_args(p: argparse.ArgumentParser, *, lr: float, epochs: float, wd: float = 5e-3,
-                    schedule: str = "cosine", warmup: float = 0.0) -> None:
+def _add_train_args(
+    p: argparse.ArgumentParser,
+    *,
+    lr: float,
+    epochs: float,
+    wd: float = 5e-3,
+    schedule: str = "cosine",
+    warmup: float = 0.0,
+) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=float, default=epochs, help=f"passes over the data ({epochs})")
     g.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
@@ -71,18 +91,26 @@ def _train_config(a: argparse.Namespace):
     from spikeformers.trainer import TrainConfig
 
     return TrainConfig(
-        epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
-        eval_batch_size=a.eval_batch_size, lr=a.lr, weight_decay=a.weight_decay,
-        schedule=a.schedule, warmup_ratio=a.warmup_ratio, grad_clip=a.grad_clip or None,
-        evals_per_epoch=a.evals_per_epoch, seed=a.seed,
+        epochs=a.epochs,
+        max_steps=a.max_steps,
+        batch_size=a.batch_size,
+        eval_batch_size=a.eval_batch_size,
+        lr=a.lr,
+        weight_decay=a.weight_decay,
+        schedule=a.schedule,
+        warmup_ratio=a.warmup_ratio,
+        grad_clip=a.grad_clip or None,
+        evals_per_epoch=a.evals_per_epoch,
+        seed=a.seed,
     )
 
 
 def _add_run_args(p: argparse.ArgumentParser, *, out: bool = True) -> None:
     if out:
         p.add_argument("--out", required=True, help="run directory to write")
-        p.add_argument("--overwrite", action="store_true",
-                       help="allow replacing a different run in --out")
+        p.add_argument(
+            "--overwrite", action="store_true", help="allow replacing a different run in --out"
+        )
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -113,9 +141,17 @@ def cmd_finetune_teacher(a: argparse.Namespace) -> int:
     """Fine-tune a BERT-family teacher on a task."""
     from spikeformers.pipeline import finetune_teacher
 
-    _emit(finetune_teacher(data=_data_args(a), out_dir=a.out, teacher=a.teacher,
-                           train=_train_config(a), device=a.device, overwrite=a.overwrite,
-                           show_progress=not a.no_progress))
+    _emit(
+        finetune_teacher(
+            data=_data_args(a),
+            out_dir=a.out,
+            teacher=a.teacher,
+            train=_train_config(a),
+            device=a.device,
+            overwrite=a.overwrite,
+            show_progress=not a.no_progress,
+        )
+    )
     return 0
 
 
@@ -124,16 +160,34 @@ def cmd_distill(a: argparse.Namespace) -> int:
     from spikeformers.distill.distiller import DistillConfig
     from spikeformers.pipeline import distill
 
-    weights = {k: getattr(a, k) for k in ("w_emb", "w_ce", "w_logit", "w_feat")
-               if getattr(a, k) is not None}
-    dcfg = DistillConfig.for_stage(a.stage, temperature=a.temperature,
-                                   skip_first_teacher_layers=a.skip_first_teacher_layers,
-                                   **weights)
-    _emit(distill(stage=a.stage, out_dir=a.out, model=a.model, teacher=a.teacher,
-                  data=_data_args(a), unlabelled_file=a.unlabelled_file, distill_config=dcfg,
-                  train=_train_config(a), model_overrides=_parse_overrides(a.set),
-                  init_embeddings=not a.no_init_embeddings, device=a.device,
-                  overwrite=a.overwrite, show_progress=not a.no_progress))
+    weights = {
+        k: getattr(a, k)
+        for k in ("w_emb", "w_ce", "w_logit", "w_feat")
+        if getattr(a, k) is not None
+    }
+    dcfg = DistillConfig.for_stage(
+        a.stage,
+        temperature=a.temperature,
+        skip_first_teacher_layers=a.skip_first_teacher_layers,
+        **weights,
+    )
+    _emit(
+        distill(
+            stage=a.stage,
+            out_dir=a.out,
+            model=a.model,
+            teacher=a.teacher,
+            data=_data_args(a),
+            unlabelled_file=a.unlabelled_file,
+            distill_config=dcfg,
+            train=_train_config(a),
+            model_overrides=_parse_overrides(a.set),
+            init_embeddings=not a.no_init_embeddings,
+            device=a.device,
+            overwrite=a.overwrite,
+            show_progress=not a.no_progress,
+        )
+    )
     return 0
 
 
@@ -141,9 +195,19 @@ def cmd_train(a: argparse.Namespace) -> int:
     """Train a spiking model directly with cross-entropy (no teacher)."""
     from spikeformers.pipeline import train_direct
 
-    _emit(train_direct(out_dir=a.out, model=a.model, tokenizer=a.tokenizer, data=_data_args(a),
-                       train=_train_config(a), model_overrides=_parse_overrides(a.set),
-                       device=a.device, overwrite=a.overwrite, show_progress=not a.no_progress))
+    _emit(
+        train_direct(
+            out_dir=a.out,
+            model=a.model,
+            tokenizer=a.tokenizer,
+            data=_data_args(a),
+            train=_train_config(a),
+            model_overrides=_parse_overrides(a.set),
+            device=a.device,
+            overwrite=a.overwrite,
+            show_progress=not a.no_progress,
+        )
+    )
     return 0
 
 
@@ -152,8 +216,13 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from spikeformers.pipeline import evaluate_model
     from spikeformers.utils.io import write_json
 
-    metrics = evaluate_model(model_dir=a.model, data=_data_args(a), split=a.split,
-                             batch_size=a.eval_batch_size, device=a.device)
+    metrics = evaluate_model(
+        model_dir=a.model,
+        data=_data_args(a),
+        split=a.split,
+        batch_size=a.eval_batch_size,
+        device=a.device,
+    )
     if a.output:
         write_json(a.output, metrics)
     _emit(metrics)
@@ -176,8 +245,9 @@ def cmd_predict(a: argparse.Namespace) -> int:
         texts += [ln for ln in lines if ln.strip()]
     if not texts:
         raise ValueError("give --text TEXT (repeatable) or --input-file FILE")
-    for row in predict_texts(model_dir=a.model, texts=texts, max_length=a.max_length,
-                             device=a.device):
+    for row in predict_texts(
+        model_dir=a.model, texts=texts, max_length=a.max_length, device=a.device
+    ):
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
     return 0
 
@@ -188,8 +258,7 @@ def cmd_list_models(a: argparse.Namespace) -> int:
 
     entries = [e for e in model_entries() if not a.family or e.family == a.family]
     if a.json:
-        _emit([{"name": e.name, "family": e.family, "description": e.description}
-               for e in entries])
+        _emit([{"name": e.name, "family": e.family, "description": e.description} for e in entries])
     else:
         width = max(len(e.name) for e in entries)
         for e in entries:
@@ -202,26 +271,38 @@ def cmd_quickstart(a: argparse.Namespace) -> int:
     from spikeformers.quickstart import QuickstartConfig, quickstart
 
     cfg = QuickstartConfig(family=a.family, seed=a.seed, fast=a.fast)
-    quickstart(a.out, cfg, device=a.device, overwrite=a.overwrite,
-               show_progress=not a.no_progress)
+    quickstart(a.out, cfg, device=a.device, overwrite=a.overwrite, show_progress=not a.no_progress)
     return 0
 
 
 def _build_finetune(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--teacher", default="minilm",
-                   help="teacher folder or Hub id (default: minilm, the packaged MiniLM)")
+    p.add_argument(
+        "--teacher",
+        default="minilm",
+        help="teacher folder or Hub id (default: minilm, the packaged MiniLM)",
+    )
     _add_data_args(p)
     _add_train_args(p, lr=5e-5, epochs=3, wd=0.01, schedule="linear", warmup=0.1)
     _add_run_args(p)
 
 
 def _build_distill(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--stage", choices=["general", "task"], required=True,
-                   help="general: features on unlabelled text; task: all losses on a task")
-    p.add_argument("--model", default="spikebert-mini",
-                   help="registered variant or saved student folder (default spikebert-mini)")
-    p.add_argument("--teacher", default="minilm",
-                   help="pre-trained teacher (general) or fine-tuned teacher folder (task)")
+    p.add_argument(
+        "--stage",
+        choices=["general", "task"],
+        required=True,
+        help="general: features on unlabelled text; task: all losses on a task",
+    )
+    p.add_argument(
+        "--model",
+        default="spikebert-mini",
+        help="registered variant or saved student folder (default spikebert-mini)",
+    )
+    p.add_argument(
+        "--teacher",
+        default="minilm",
+        help="pre-trained teacher (general) or fine-tuned teacher folder (task)",
+    )
     p.add_argument("--unlabelled-file", help="plain text, one paragraph a line (general stage)")
     p.add_argument("--w-emb", type=float, help="embedding MSE weight (task 0.1, general 0)")
     p.add_argument("--w-ce", type=float, help="cross-entropy weight (task 0.1)")
@@ -229,10 +310,17 @@ def _build_distill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--w-feat", type=float, help="feature MSE weight (task 0.1, general 1.0)")
     p.add_argument("--temperature", type=float, default=1.0, help="KL temperature (1.0)")
     p.add_argument("--skip-first-teacher-layers", type=int, default=0)
-    p.add_argument("--no-init-embeddings", action="store_true",
-                   help="do not copy the teacher's word embeddings into a fresh student")
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE",
-                   help="student config overrides, e.g. time_steps=8 tau=10")
+    p.add_argument(
+        "--no-init-embeddings",
+        action="store_true",
+        help="do not copy the teacher's word embeddings into a fresh student",
+    )
+    p.add_argument(
+        "--set",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="student config overrides, e.g. time_steps=8 tau=10",
+    )
     _add_data_args(p)
     _add_train_args(p, lr=5e-4, epochs=3)
     _add_run_args(p)
@@ -271,8 +359,11 @@ def _build_list_models(p: argparse.ArgumentParser) -> None:
 
 def _build_quickstart(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family", default="spikebert", help="student family (spikebert)")
-    p.add_argument("--fast", action="store_true",
-                   help="a much shorter run for smoke tests (accuracy not representative)")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="a much shorter run for smoke tests (accuracy not representative)",
+    )
     p.add_argument("--out", default="runs/quickstart", help="output folder (runs/quickstart)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier quickstart")
     _add_run_args(p, out=False)
@@ -280,15 +371,21 @@ def _build_quickstart(p: argparse.ArgumentParser) -> None:
 
 # name -> (help, build parser, run)
 COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] = {
-    "finetune-teacher": ("fine-tune a BERT-family teacher on a task", _build_finetune,
-                         cmd_finetune_teacher),
+    "finetune-teacher": (
+        "fine-tune a BERT-family teacher on a task",
+        _build_finetune,
+        cmd_finetune_teacher,
+    ),
     "distill": ("distil a spiking student (--stage general|task)", _build_distill, cmd_distill),
     "train": ("train a spiking model directly (CE, no teacher)", _build_train, cmd_train),
     "evaluate": ("evaluate a saved student or teacher", _build_evaluate, cmd_evaluate),
     "predict": ("predict labels for texts", _build_predict, cmd_predict),
     "list-models": ("list registered model variants", _build_list_models, cmd_list_models),
-    "quickstart": ("run the whole pipeline offline on the embedded default", _build_quickstart,
-                   cmd_quickstart),
+    "quickstart": (
+        "run the whole pipeline offline on the embedded default",
+        _build_quickstart,
+        cmd_quickstart,
+    ),
 }
 
 

@@ -51,6 +51,12 @@ from spikeformers.utils.seed import pick_device, seed_everything
 logger = logging.getLogger(__name__)
 
 
+# BERT fine-tuning defaults (Devlin et al. 2019): small lr, linear decay, 10% warm-up.
+TEACHER_TRAIN_DEFAULTS = TrainConfig(
+    epochs=3, lr=5e-5, weight_decay=0.01, warmup_ratio=0.1, schedule="linear"
+)
+
+
 class RunDirError(ValueError):
     """An output directory cannot be used (it holds a different run)."""
 
@@ -85,13 +91,22 @@ class DataArgs:
     """Tokens per sequence after truncation."""
     max_train_samples: int | None = None
     """Use at most this many training examples (a seeded random subset)."""
+    max_eval_samples: int | None = None
+    """Use at most this many validation and test examples (a seeded random subset)."""
     split_seed: int = 0
     """Seed of the split made for sets without one."""
 
     def source(self) -> str:
         """Which kind of source is selected; raises if several or none are given."""
-        given = [n for n, v in (("task", self.task), ("train_file", self.train_file),
-                                ("dataset", self.dataset)) if v]
+        given = [
+            n
+            for n, v in (
+                ("task", self.task),
+                ("train_file", self.train_file),
+                ("dataset", self.dataset),
+            )
+            if v
+        ]
         if len(given) > 1:
             raise ValueError(f"give only one of --task, --train-file, --dataset (got {given})")
         return given[0] if given else "default"
@@ -126,10 +141,17 @@ def load_data(args: DataArgs) -> DatasetSplits:
         )
     else:
         splits = load_rotten_tomatoes(seed=args.split_seed)
-    if args.max_train_samples and len(splits.train) > args.max_train_samples:
-        g = torch.Generator().manual_seed(args.split_seed)
-        keep = torch.randperm(len(splits.train), generator=g)[: args.max_train_samples].tolist()
-        splits = dataclasses.replace(splits, train=[splits.train[i] for i in sorted(keep)])
+    limits = {
+        "train": args.max_train_samples,
+        "validation": args.max_eval_samples,
+        "test": args.max_eval_samples,
+    }
+    for split, limit in limits.items():
+        examples = getattr(splits, split)
+        if limit and len(examples) > limit:
+            g = torch.Generator().manual_seed(args.split_seed)
+            keep = sorted(torch.randperm(len(examples), generator=g)[:limit].tolist())
+            splits = dataclasses.replace(splits, **{split: [examples[i] for i in keep]})
     logger.info("data %s: %s", splits.task.name, splits.sizes())
     return splits
 
@@ -171,16 +193,32 @@ def write_run_config(out: Path, command: str, **settings: Any) -> None:
 
     write_json(
         out / "run_config.json",
-        {"command": command, "spikeformers_version": __version__,
-         **{k: plain(v) for k, v in settings.items()}},
+        {
+            "command": command,
+            "spikeformers_version": __version__,
+            **{k: plain(v) for k, v in settings.items()},
+        },
     )
 
 
-def _loader(examples: list[Example], tokenizer, args: DataArgs, batch_size: int, *,
-            shuffle: bool, seed: int = 0):
+def _loader(
+    examples: list[Example],
+    tokenizer,
+    args: DataArgs,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+):
     ds = encode_examples(examples, tokenizer, max_length=args.max_length)
-    return make_dataloader(ds, batch_size=batch_size, shuffle=shuffle, seed=seed,
-                           pad_token_id=tokenizer.pad_token_id or 0, group_by_length=shuffle)
+    return make_dataloader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        pad_token_id=tokenizer.pad_token_id or 0,
+        group_by_length=shuffle,
+    )
 
 
 def _attach_file_log(out: Path) -> logging.Handler:
@@ -199,8 +237,14 @@ def _selection(splits: DatasetSplits) -> tuple[str, Literal["max", "min"]]:
     return primary_metric(splits.task), "max"
 
 
-def _evaluate_splits(model: nn.Module, splits: DatasetSplits, tokenizer, args: DataArgs,
-                     cfg: TrainConfig, device: torch.device) -> dict[str, dict]:
+def _evaluate_splits(
+    model: nn.Module,
+    splits: DatasetSplits,
+    tokenizer,
+    args: DataArgs,
+    cfg: TrainConfig,
+    device: torch.device,
+) -> dict[str, dict]:
     out = {}
     for split in ("validation", "test"):
         examples = getattr(splits, split)
@@ -215,8 +259,7 @@ def finetune_teacher(
     data: DataArgs,
     out_dir: str | Path,
     teacher: str | None = None,
-    train: TrainConfig = TrainConfig(epochs=3, lr=5e-5, weight_decay=0.01, warmup_ratio=0.1,
-                                     schedule="linear"),
+    train: TrainConfig | None = None,
     device: str | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
@@ -226,6 +269,7 @@ def finetune_teacher(
     Returns:
         Metrics: ``{"validation": {...}, "test": {...}, "seconds": ...}``.
     """
+    train = train or TEACHER_TRAIN_DEFAULTS
     out = prepare_out_dir(out_dir, "finetune-teacher", overwrite=overwrite)
     log_handler = _attach_file_log(out)
     try:
@@ -233,20 +277,38 @@ def finetune_teacher(
         seed_everything(train.seed)
         splits = load_data(data)
         tokenizer = load_tokenizer(teacher)
-        model = load_teacher(teacher, num_labels=splits.task.num_labels,
-                             label_names=splits.task.label_names)
-        write_run_config(out, "finetune-teacher", teacher=teacher, data=data, train=train,
-                         device=dev, data_info=splits.info, task=splits.task)
-        train_loader = _loader(splits.train, tokenizer, data, train.batch_size, shuffle=True,
-                               seed=train.seed)
-        val_loader = _loader(splits.validation, tokenizer, data, train.eval_batch_size,
-                             shuffle=False)
+        model = load_teacher(
+            teacher, num_labels=splits.task.num_labels, label_names=splits.task.label_names
+        )
+        write_run_config(
+            out,
+            "finetune-teacher",
+            teacher=teacher,
+            data=data,
+            train=train,
+            device=dev,
+            data_info=splits.info,
+            task=splits.task,
+        )
+        train_loader = _loader(
+            splits.train, tokenizer, data, train.batch_size, shuffle=True, seed=train.seed
+        )
+        val_loader = _loader(
+            splits.validation, tokenizer, data, train.eval_batch_size, shuffle=False
+        )
         key, mode = _selection(splits)
         result = fit(
-            SupervisedObjective(model), train_loader, train, device=dev, select_module=model,
+            SupervisedObjective(model),
+            train_loader,
+            train,
+            device=dev,
+            select_module=model,
             evaluate_fn=lambda: evaluate(model, val_loader, splits.task, dev),
-            select_key=key, select_mode=mode, log_path=out / "train_log.jsonl",
-            desc="finetune-teacher", show_progress=show_progress,
+            select_key=key,
+            select_mode=mode,
+            log_path=out / "train_log.jsonl",
+            desc="finetune-teacher",
+            show_progress=show_progress,
         )
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
@@ -289,14 +351,18 @@ def _student(model: str, tokenizer, splits: DatasetSplits | None, overrides: dic
 
 
 def _with_new_head(student: SpikingModel, splits: DatasetSplits) -> SpikingModel:
-    cfg = dataclasses.replace(student.config, num_labels=splits.task.num_labels,
-                              label_names=splits.task.label_names)
+    cfg = dataclasses.replace(
+        student.config, num_labels=splits.task.num_labels, label_names=splits.task.label_names
+    )
     fresh = type(student)(cfg)
     state = {k: v for k, v in student.state_dict().items() if not k.startswith("classifier.")}
     missing, unexpected = fresh.load_state_dict(state, strict=False)
     assert not unexpected, unexpected
-    logger.info("new classification head for %d classes (initialised fresh: %s)",
-                splits.task.num_labels, ", ".join(missing))
+    logger.info(
+        "new classification head for %d classes (initialised fresh: %s)",
+        splits.task.num_labels,
+        ", ".join(missing),
+    )
     return fresh
 
 
@@ -314,10 +380,10 @@ def distill(
     out_dir: str | Path,
     model: str = "spikebert-mini",
     teacher: str | None = None,
-    data: DataArgs = DataArgs(),
+    data: DataArgs | None = None,
     unlabelled_file: str | None = None,
     distill_config: DistillConfig | None = None,
-    train: TrainConfig = TrainConfig(),
+    train: TrainConfig | None = None,
     model_overrides: dict | None = None,
     init_embeddings: bool = True,
     device: str | None = None,
@@ -344,6 +410,8 @@ def distill(
         overwrite: Allow replacing a different run in ``out_dir``.
         show_progress: Show progress bars.
     """
+    train = train or TrainConfig()
+    data = data or DataArgs()
     dcfg = distill_config or DistillConfig.for_stage(stage)
     if dcfg.stage != stage:
         raise ValueError(f"distill_config.stage {dcfg.stage!r} != stage {stage!r}")
@@ -354,7 +422,9 @@ def distill(
         dev = pick_device(device)
         seed_everything(train.seed)
         fresh = not is_saved_model(model)
-        tok_src = model if not fresh and (Path(model) / "tokenizer_config.json").is_file() else teacher
+        tok_src = (
+            model if not fresh and (Path(model) / "tokenizer_config.json").is_file() else teacher
+        )
         tokenizer = load_tokenizer(tok_src)
         if stage == "general":
             splits = None
@@ -370,35 +440,60 @@ def distill(
         if fresh and init_embeddings:
             init_embeddings_from_teacher(student, t_model)
         distiller = Distiller(student, t_model, dcfg)
-        write_run_config(out, command, model=model, teacher=teacher, data=data,
-                         unlabelled_file=unlabelled_file, distill=dcfg, train=train,
-                         model_overrides=model_overrides, init_embeddings=init_embeddings,
-                         layer_map=distiller.layer_map, device=dev,
-                         student_config=student.config.to_dict(),
-                         data_info=splits.info if splits else {"texts": len(examples)})
-        train_loader = _loader(examples, tokenizer, data, train.batch_size, shuffle=True,
-                               seed=train.seed)
+        write_run_config(
+            out,
+            command,
+            model=model,
+            teacher=teacher,
+            data=data,
+            unlabelled_file=unlabelled_file,
+            distill=dcfg,
+            train=train,
+            model_overrides=model_overrides,
+            init_embeddings=init_embeddings,
+            layer_map=distiller.layer_map,
+            device=dev,
+            student_config=student.config.to_dict(),
+            data_info=splits.info if splits else {"texts": len(examples)},
+        )
+        train_loader = _loader(
+            examples, tokenizer, data, train.batch_size, shuffle=True, seed=train.seed
+        )
         if splits is not None:
-            val_loader = _loader(splits.validation, tokenizer, data, train.eval_batch_size,
-                                 shuffle=False)
+            val_loader = _loader(
+                splits.validation, tokenizer, data, train.eval_batch_size, shuffle=False
+            )
             key, mode = _selection(splits)
 
             def eval_fn() -> dict:
                 return evaluate(student, val_loader, splits.task, dev)
         else:
             eval_fn, key, mode = None, None, "max"
-        result = fit(distiller, train_loader, train, device=dev, select_module=student,
-                     evaluate_fn=eval_fn, select_key=key, select_mode=mode,
-                     log_path=out / "train_log.jsonl", desc=command,
-                     show_progress=show_progress)
+        result = fit(
+            distiller,
+            train_loader,
+            train,
+            device=dev,
+            select_module=student,
+            evaluate_fn=eval_fn,
+            select_key=key,
+            select_mode=mode,
+            log_path=out / "train_log.jsonl",
+            desc=command,
+            show_progress=show_progress,
+        )
         student.save_pretrained(out)
         tokenizer.save_pretrained(out)
         _save_projections(distiller, out)
         if splits is not None:
             metrics = _final_metrics(student, splits, tokenizer, data, train, dev, result)
         else:
-            metrics = {"seconds": round(result.seconds, 2), "steps": result.steps,
-                       "texts": len(examples), "parameters": student.num_parameters()}
+            metrics = {
+                "seconds": round(result.seconds, 2),
+                "steps": result.steps,
+                "texts": len(examples),
+                "parameters": student.num_parameters(),
+            }
         write_json(out / "metrics.json", metrics)
         return metrics
     finally:
@@ -431,8 +526,8 @@ def train_direct(
     out_dir: str | Path,
     model: str = "spikebert-mini",
     tokenizer: str | None = None,
-    data: DataArgs = DataArgs(),
-    train: TrainConfig = TrainConfig(),
+    data: DataArgs | None = None,
+    train: TrainConfig | None = None,
     model_overrides: dict | None = None,
     device: str | None = None,
     overwrite: bool = False,
@@ -442,6 +537,8 @@ def train_direct(
 
     ``tokenizer`` names the tokenizer (a teacher folder or Hub id; default the packaged MiniLM's).
     """
+    train = train or TrainConfig()
+    data = data or DataArgs()
     out = prepare_out_dir(out_dir, "train", overwrite=overwrite)
     log_handler = _attach_file_log(out)
     try:
@@ -452,18 +549,36 @@ def train_direct(
         tok = load_tokenizer(model if saved_tok else tokenizer)
         student = _student(model, tok, splits, model_overrides or {})
         _check_vocab(student, tok, f"--model {model}")
-        write_run_config(out, "train", model=model, tokenizer=tokenizer, data=data, train=train,
-                         model_overrides=model_overrides, device=dev, data_info=splits.info,
-                         student_config=student.config.to_dict())
-        train_loader = _loader(splits.train, tok, data, train.batch_size, shuffle=True,
-                               seed=train.seed)
+        write_run_config(
+            out,
+            "train",
+            model=model,
+            tokenizer=tokenizer,
+            data=data,
+            train=train,
+            model_overrides=model_overrides,
+            device=dev,
+            data_info=splits.info,
+            student_config=student.config.to_dict(),
+        )
+        train_loader = _loader(
+            splits.train, tok, data, train.batch_size, shuffle=True, seed=train.seed
+        )
         val_loader = _loader(splits.validation, tok, data, train.eval_batch_size, shuffle=False)
         key, mode = _selection(splits)
-        result = fit(SupervisedObjective(student), train_loader, train, device=dev,
-                     select_module=student,
-                     evaluate_fn=lambda: evaluate(student, val_loader, splits.task, dev),
-                     select_key=key, select_mode=mode, log_path=out / "train_log.jsonl",
-                     desc="train", show_progress=show_progress)
+        result = fit(
+            SupervisedObjective(student),
+            train_loader,
+            train,
+            device=dev,
+            select_module=student,
+            evaluate_fn=lambda: evaluate(student, val_loader, splits.task, dev),
+            select_key=key,
+            select_mode=mode,
+            log_path=out / "train_log.jsonl",
+            desc="train",
+            show_progress=show_progress,
+        )
         student.save_pretrained(out)
         tok.save_pretrained(out)
         metrics = _final_metrics(student, splits, tok, data, train, dev, result)
@@ -494,12 +609,13 @@ def load_any(model_dir: str | Path) -> tuple[nn.Module, Any]:
 def evaluate_model(
     *,
     model_dir: str | Path,
-    data: DataArgs = DataArgs(),
+    data: DataArgs | None = None,
     split: Literal["train", "validation", "test"] = "test",
     batch_size: int = 64,
     device: str | None = None,
 ) -> dict:
     """Score a saved student or teacher on a split: task metrics and firing rates."""
+    data = data or DataArgs()
     dev = pick_device(device)
     model, tokenizer = load_any(model_dir)
     splits = load_data(data)
@@ -508,13 +624,18 @@ def evaluate_model(
         raise ValueError(f"the {split} split of {splits.task.name} is empty")
     n_labels = getattr(getattr(model, "config", None), "num_labels", None)
     if n_labels is not None and n_labels != splits.task.num_labels:
-        raise ValueError(f"{model_dir} predicts {n_labels} classes but {splits.task.name} has "
-                         f"{splits.task.num_labels}")
+        raise ValueError(
+            f"{model_dir} predicts {n_labels} classes but {splits.task.name} has "
+            f"{splits.task.num_labels}"
+        )
     model.to(dev)
     start = time.perf_counter()
-    metrics = evaluate(model, _loader(examples, tokenizer, data, batch_size, shuffle=False),
-                       splits.task, dev)
-    metrics.update(split=split, task=splits.task.name, seconds=round(time.perf_counter() - start, 2))
+    metrics = evaluate(
+        model, _loader(examples, tokenizer, data, batch_size, shuffle=False), splits.task, dev
+    )
+    metrics.update(
+        split=split, task=splits.task.name, seconds=round(time.perf_counter() - start, 2)
+    )
     return metrics
 
 
@@ -535,8 +656,9 @@ def predict_texts(
     names = _label_names(model)
     pairs = text_pairs or [None] * len(texts)
     examples = [Example(text=t, text_pair=p) for t, p in zip(texts, pairs, strict=True)]
-    loader = _loader(examples, tokenizer, DataArgs(max_length=max_length), batch_size,
-                     shuffle=False)
+    loader = _loader(
+        examples, tokenizer, DataArgs(max_length=max_length), batch_size, shuffle=False
+    )
     from spikeformers.evaluation import predict
 
     logits, _ = predict(model, loader, dev)
@@ -544,8 +666,14 @@ def predict_texts(
     out = []
     for text, p in zip(texts, probs, strict=True):
         i = int(p.argmax())
-        out.append({"text": text, "label": names[i] if i < len(names) else str(i),
-                    "label_id": i, "probs": [round(float(x), 6) for x in p]})
+        out.append(
+            {
+                "text": text,
+                "label": names[i] if i < len(names) else str(i),
+                "label_id": i,
+                "probs": [round(float(x), 6) for x in p],
+            }
+        )
     return out
 
 

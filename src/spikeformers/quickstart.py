@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spikeformers.data import load_rotten_tomatoes, rotten_tomatoes_plots
+from spikeformers.data import rotten_tomatoes_plots
 from spikeformers.distill.distiller import DistillConfig
 from spikeformers.pipeline import (
     DataArgs,
@@ -32,6 +32,7 @@ from spikeformers.pipeline import (
     distill,
     evaluate_model,
     finetune_teacher,
+    load_data,
 )
 from spikeformers.trainer import TrainConfig
 from spikeformers.utils.io import write_json
@@ -70,6 +71,9 @@ class QuickstartConfig:
             )
 
 
+_FAST_DATA = {"max_train_samples": 64, "max_eval_samples": 32}
+
+
 def _steps(cfg: QuickstartConfig, normal: TrainConfig) -> TrainConfig:
     return dataclasses.replace(normal, max_steps=3, evals_per_epoch=1) if cfg.fast else normal
 
@@ -88,37 +92,68 @@ def quickstart(
         raise RunDirError(f"{out} already holds a quickstart; pass --overwrite or another --out")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    data = DataArgs(max_length=cfg.max_length)
-    splits = load_rotten_tomatoes(seed=data.split_seed)
+    data = DataArgs(max_length=cfg.max_length, **(_FAST_DATA if cfg.fast else {}))
+    splits = load_data(data)
     variant, overrides = QUICKSTART_STUDENTS[cfg.family]
     common = dict(device=device, overwrite=True, show_progress=show_progress)
 
-    teacher_train = _steps(cfg, TrainConfig(epochs=cfg.teacher_epochs, lr=1e-4, batch_size=32,
-                                            weight_decay=0.01, warmup_ratio=0.1,
-                                            schedule="linear", evals_per_epoch=2, seed=cfg.seed))
+    teacher_train = _steps(
+        cfg,
+        TrainConfig(
+            epochs=cfg.teacher_epochs,
+            lr=1e-4,
+            batch_size=32,
+            weight_decay=0.01,
+            warmup_ratio=0.1,
+            schedule="linear",
+            evals_per_epoch=2,
+            seed=cfg.seed,
+        ),
+    )
     logger.info("1/4 fine-tuning the teacher")
-    finetune_teacher(data=data, out_dir=out / "teacher", teacher="minilm", train=teacher_train,
-                     **common)
+    finetune_teacher(
+        data=data, out_dir=out / "teacher", teacher="minilm", train=teacher_train, **common
+    )
 
     logger.info("2/4 stage 1: general distillation from the pre-trained teacher")
     with tempfile.TemporaryDirectory() as tmp:
         text_file = Path(tmp) / "unlabelled.txt"
         texts = [e.text for e in splits.train] + rotten_tomatoes_plots()
-        text_file.write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n",
-                             encoding="utf-8")
-        distill(stage="general", out_dir=out / "stage1", model=variant, teacher="minilm",
-                data=data, unlabelled_file=str(text_file),
-                train=_steps(cfg, TrainConfig(epochs=cfg.general_epochs, lr=1e-3, batch_size=32,
-                                              seed=cfg.seed)),
-                model_overrides=overrides, **common)
+        if cfg.fast:
+            texts = texts[:64]
+        text_file.write_text(
+            "\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8"
+        )
+        distill(
+            stage="general",
+            out_dir=out / "stage1",
+            model=variant,
+            teacher="minilm",
+            data=data,
+            unlabelled_file=str(text_file),
+            train=_steps(
+                cfg, TrainConfig(epochs=cfg.general_epochs, lr=1e-3, batch_size=32, seed=cfg.seed)
+            ),
+            model_overrides=overrides,
+            **common,
+        )
 
     logger.info("3/4 stage 2: task distillation from the fine-tuned teacher")
-    distill(stage="task", out_dir=out / "student", model=str(out / "stage1"),
-            teacher=str(out / "teacher"), data=data,
-            distill_config=DistillConfig.for_stage("task"),
-            train=_steps(cfg, TrainConfig(epochs=cfg.task_epochs, lr=5e-4, batch_size=32,
-                                          evals_per_epoch=1, seed=cfg.seed)),
-            **common)
+    distill(
+        stage="task",
+        out_dir=out / "student",
+        model=str(out / "stage1"),
+        teacher=str(out / "teacher"),
+        data=data,
+        distill_config=DistillConfig.for_stage("task"),
+        train=_steps(
+            cfg,
+            TrainConfig(
+                epochs=cfg.task_epochs, lr=5e-4, batch_size=32, evals_per_epoch=1, seed=cfg.seed
+            ),
+        ),
+        **common,
+    )
 
     logger.info("4/4 evaluating on the held-out test split")
     teacher_m = evaluate_model(model_dir=out / "teacher", data=data, split="test", device=device)
@@ -128,8 +163,12 @@ def quickstart(
         "split": "test",
         "sizes": splits.sizes(),
         "teacher": {"model": "all-MiniLM-L6-v2 (BERT 6x384)", **_core(teacher_m)},
-        "student": {"model": variant, "overrides": overrides, **_core(student_m),
-                    "firing_rate": student_m.get("firing_rate")},
+        "student": {
+            "model": variant,
+            "overrides": overrides,
+            **_core(student_m),
+            "firing_rate": student_m.get("firing_rate"),
+        },
         "seconds": round(time.perf_counter() - start, 1),
         "config": dataclasses.asdict(cfg),
     }
@@ -147,14 +186,24 @@ def format_summary(s: dict) -> str:
     t, st = s["teacher"], s["student"]
     rows = [
         ("model", "accuracy", "F1", "firing rate"),
-        (f"teacher ({t['model']})", f"{t['accuracy']:.4f}", f"{t.get('f1', float('nan')):.4f}",
-         "-"),
-        (f"student ({st['model']})", f"{st['accuracy']:.4f}",
-         f"{st.get('f1', float('nan')):.4f}", f"{st['firing_rate']:.4f}"),
+        (
+            f"teacher ({t['model']})",
+            f"{t['accuracy']:.4f}",
+            f"{t.get('f1', float('nan')):.4f}",
+            "-",
+        ),
+        (
+            f"student ({st['model']})",
+            f"{st['accuracy']:.4f}",
+            f"{st.get('f1', float('nan')):.4f}",
+            f"{st['firing_rate']:.4f}",
+        ),
     ]
     w = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]
     lines.insert(1, "  ".join("-" * x for x in w))
-    head = (f"\nspikeformers quickstart: {s['task']} ({s['split']} split, "
-            f"{s['student']['num_examples']} examples), {s['seconds']:.0f} s\n")
+    head = (
+        f"\nspikeformers quickstart: {s['task']} ({s['split']} split, "
+        f"{s['student']['num_examples']} examples), {s['seconds']:.0f} s\n"
+    )
     return head + "\n".join(lines) + "\n"

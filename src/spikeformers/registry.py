@@ -5,8 +5,8 @@ Families register a class with ``@register_family`` and named variants with ``@r
     @register_model("spikebert-tiny")
     def spikebert_tiny(**overrides) -> SpikeBertForSequenceClassification: ...
 
-``create_model(name, **overrides)``, ``list_models(pattern)`` and ``load_model(name_or_dir)`` are the
-entry points users need. A duplicate name raises (no silent overwrite).
+``create_model(name, **overrides)``, ``list_models(pattern)`` and ``load_model(name_or_dir)``
+are the entry points users need. A duplicate name raises (no silent overwrite).
 """
 
 from __future__ import annotations

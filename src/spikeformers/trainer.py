@@ -207,8 +207,13 @@ def fit(
     best_state, best_value = None, None
     start = time.perf_counter()
     n_epochs = math.ceil(steps_total / per_epoch)
-    logger.info("%s: %d steps (%d per epoch), %d parameters trained", desc, steps_total,
-                per_epoch, sum(p.numel() for p in params))
+    logger.info(
+        "%s: %d steps (%d per epoch), %d parameters trained",
+        desc,
+        steps_total,
+        per_epoch,
+        sum(p.numel() for p in params),
+    )
 
     def run_eval() -> None:
         nonlocal best_state, best_value
@@ -225,17 +230,27 @@ def fit(
             best_value = value
             best_state = copy.deepcopy({k: v.cpu() for k, v in select_module.state_dict().items()})
             result.best = record
-        logger.info("%s step %d validation %s", desc, result.steps,
-                    {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
+        logger.info(
+            "%s step %d validation %s",
+            desc,
+            result.steps,
+            {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)},
+        )
 
     try:
         for epoch in range(n_epochs):
             objective.train()
-            bar = tqdm(train_loader, desc=f"{desc} epoch {epoch + 1}/{n_epochs}",
-                       disable=not show_progress, leave=False, dynamic_ncols=True)
+            bar = tqdm(
+                train_loader,
+                desc=f"{desc} epoch {epoch + 1}/{n_epochs}",
+                disable=not show_progress,
+                leave=False,
+                dynamic_ncols=True,
+            )
             for i, batch in enumerate(bar):
-                terms = train_step(objective, to_device(batch, device), opt, sched, params,
-                                   cfg.grad_clip)
+                terms = train_step(
+                    objective, to_device(batch, device), opt, sched, params, cfg.grad_clip
+                )
                 result.steps += 1
                 if result.steps % cfg.log_every == 0 or result.steps == steps_total:
                     values = {k: float(v) for k, v in terms.items()}  # host sync on log steps only

@@ -1,4 +1,4 @@
-"""Checks every registered model variant passes, parametrized over ``list_models()`` (timm style)."""
+"""Checks every registered variant passes, parametrized over ``list_models()`` (timm style)."""
 
 from __future__ import annotations
 
@@ -49,8 +49,12 @@ def test_save_load_round_trip_gives_identical_logits(name, tmp_path):
     loaded = from_pretrained(tmp_path / "m").eval()
     assert type(loaded) is type(model) and loaded.config == model.config
     with torch.no_grad():
-        torch.testing.assert_close(loaded(ids, attention_mask=mask).logits,
-                                   model(ids, attention_mask=mask).logits, rtol=0, atol=0)
+        torch.testing.assert_close(
+            loaded(ids, attention_mask=mask).logits,
+            model(ids, attention_mask=mask).logits,
+            rtol=0,
+            atol=0,
+        )
 
 
 @pytest.mark.parametrize("name", list_models())

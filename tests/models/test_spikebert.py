@@ -20,12 +20,17 @@ def test_attention_matches_a_loop_reference_over_heads_tokens_and_features():
     # Independent reference: ctx[t,b,h,i,d] = scale * sum_j (sum_e q[i,h,e] k[j,h,e]) v[j,h,d],
     # with head h owning features h*dh .. (h+1)*dh-1. A reshape that mixed tokens and features
     # (a bug the public code once had) fails this.
-    model = create_model("spikebert-tiny", **tiny_overrides(VOCAB), use_positions=False,
-                         mask_padding=False)
+    model = create_model(
+        "spikebert-tiny", **tiny_overrides(VOCAB), use_positions=False, mask_padding=False
+    )
     attn = model.blocks[0].attn
     seen = {}
-    hooks = [_capture(attn.q, seen, "q"), _capture(attn.k, seen, "k"),
-             _capture(attn.v, seen, "v"), _capture(attn.attn_lif, seen, "ctx", pre=True)]
+    hooks = [
+        _capture(attn.q, seen, "q"),
+        _capture(attn.k, seen, "k"),
+        _capture(attn.v, seen, "v"),
+        _capture(attn.attn_lif, seen, "ctx", pre=True),
+    ]
     ids = torch.randint(5, VOCAB, (2, 5))
     model(ids)
     for h in hooks:
@@ -47,8 +52,9 @@ def test_attention_matches_a_loop_reference_over_heads_tokens_and_features():
 
 
 def test_attention_is_permutation_equivariant_over_tokens():
-    model = create_model("spikebert-tiny", **tiny_overrides(VOCAB), use_positions=False,
-                         mask_padding=False)
+    model = create_model(
+        "spikebert-tiny", **tiny_overrides(VOCAB), use_positions=False, mask_padding=False
+    )
     attn = model.blocks[0].attn
     x = (torch.rand(2, 2, 6, 32) > 0.5).float()
     perm = torch.tensor([3, 0, 5, 1, 4, 2])

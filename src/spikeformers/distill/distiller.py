@@ -73,10 +73,8 @@ class DistillConfig:
     @classmethod
     def for_stage(cls, stage: Stage, **overrides) -> DistillConfig:
         """Defaults of a stage: ``general`` uses features only (w_feat 1, others 0)."""
-        if stage == "general":
-            base = dict(w_emb=0.0, w_ce=0.0, w_logit=0.0, w_feat=1.0)
-        else:
-            base = {}
+        general = dict(w_emb=0.0, w_ce=0.0, w_logit=0.0, w_feat=1.0)
+        base = general if stage == "general" else {}
         return cls(stage=stage, **{**base, **overrides})
 
     @property
@@ -185,7 +183,7 @@ class Distiller(nn.Module):
                     raise ValueError("the task stage with w_ce > 0 needs labelled data")
                 terms["ce"] = classification_loss(out.logits, batch["labels"])
             elif name == "kl":
-                z_t = batch["teacher_logits"] if "teacher_logits" in batch else t_out.logits
+                z_t = batch.get("teacher_logits", t_out.logits if t_out else None)
                 if z_t is None:
                     raise ValueError("the logit KL needs a classification teacher or stored logits")
                 terms["kl"] = self.kl(out.logits, z_t)

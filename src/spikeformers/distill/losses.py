@@ -37,7 +37,7 @@ class SoftTargetKL(nn.Module):
 
 
 class SoftCrossEntropy(nn.Module):
-    """TinyBERT's prediction-layer loss ``-sum softmax(z_t/tau) * log_softmax(z_s/tau)``, batch mean.
+    """TinyBERT's prediction loss ``-sum softmax(z_t/tau) * log_softmax(z_s/tau)``, batch mean.
 
     Differs from ``SoftTargetKL`` by the teacher entropy (a constant), so the gradients agree.
     Shapes: ``[B, C]`` and ``[B, C]`` -> scalar.
@@ -66,7 +66,9 @@ class MaskedMSE(nn.Module):
         self, student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:  # noqa: D102
         if student.shape != teacher.shape:
-            raise ValueError(f"shape mismatch: student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}")
+            raise ValueError(
+                f"shape mismatch: student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}"
+            )
         sq = (student - teacher.to(student.dtype)) ** 2
         if mask is None:
             return sq.mean()

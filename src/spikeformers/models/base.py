@@ -99,7 +99,7 @@ class ClassifierOutput:
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """CE for classification (``labels`` ``[B]`` long), MSE for regression (``logits`` ``[B, 1]``)."""
+    """CE for classes (``labels [B]`` long); MSE for regression (``logits [B, 1]``)."""
     if logits.shape[-1] == 1:
         return nn.functional.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
     return nn.functional.cross_entropy(logits, labels)
@@ -151,7 +151,9 @@ class SpikingModel(nn.Module):
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         meta = {"format": "pt", "model_type": self.config.model_type}
         atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata=meta))
-        write_json(out / CONFIG_NAME, {**self.config.to_dict(), "spikeformers_version": __version__})
+        write_json(
+            out / CONFIG_NAME, {**self.config.to_dict(), "spikeformers_version": __version__}
+        )
 
     @classmethod
     def from_pretrained(cls: type[M], directory: str | Path, **overrides: Any) -> M:
@@ -186,7 +188,9 @@ def load_weights_strict(model: nn.Module, path: str | Path) -> None:
     try:
         state = load_file(str(path))
     except Exception as e:  # safetensors raises several types for corrupt/truncated files
-        raise CheckpointError(f"{path}: cannot read weights ({e}); the file may be truncated") from e
+        raise CheckpointError(
+            f"{path}: cannot read weights ({e}); the file may be truncated"
+        ) from e
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

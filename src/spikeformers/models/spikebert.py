@@ -112,7 +112,9 @@ class SpikingLinear(nn.Module):
     Shapes: ``[T, B, L, D_in] -> [T, B, L, D_out]`` (spikes).
     """
 
-    def __init__(self, cfg: SpikeBertConfig, d_in: int, d_out: int, v_threshold: float | None = None):
+    def __init__(
+        self, cfg: SpikeBertConfig, d_in: int, d_out: int, v_threshold: float | None = None
+    ):
         super().__init__()
         self.linear = nn.Linear(d_in, d_out)
         self.norm = nn.LayerNorm(d_out, eps=cfg.layer_norm_eps)
@@ -146,7 +148,9 @@ class SpikingSelfAttention(nn.Module):
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         t, b, n, d = x.shape
-        return x.view(t, b, n, self.num_heads, d // self.num_heads).transpose(2, 3)  # (T, B, H, L, dh)
+        return x.view(t, b, n, self.num_heads, d // self.num_heads).transpose(
+            2, 3
+        )  # (T, B, H, L, dh)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
         t, b, n, d = x.shape
@@ -208,9 +212,13 @@ class SpikeBertForSequenceClassification(SpikingModel):
     def __init__(self, config: SpikeBertConfig):
         super().__init__(config)
         cfg = config
-        self.embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
+        self.embeddings = nn.Embedding(
+            cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id
+        )
         self.position_embeddings = (
-            nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size) if cfg.use_positions else None
+            nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+            if cfg.use_positions
+            else None
         )
         self.encode = build_surrogate(cfg.surrogate, cfg.surrogate_alpha)
         self.blocks = nn.ModuleList(SpikformerBlock(cfg) for _ in range(cfg.num_layers))
@@ -305,8 +313,10 @@ def _register_sizes() -> None:
     for size, (depth, width, heads) in _SIZES.items():
         for faithful in (False, True):
             name = f"spikebert-{size}" + ("-paper" if faithful else "")
-            what = "faithful to the paper (no positions, padding unmasked)" if faithful else (
-                "positions + padding mask"
+            what = (
+                "faithful to the paper (no positions, padding unmasked)"
+                if faithful
+                else ("positions + padding mask")
             )
 
             def factory(depth=depth, width=width, heads=heads, faithful=faithful, **overrides):
@@ -322,13 +332,17 @@ def _register_sizes() -> None:
 _register_sizes()
 
 
-@register_model("spikebert", "SpikeBERT at the paper's size (12x768, 8 heads, T=4) + positions, mask")
+@register_model(
+    "spikebert", "SpikeBERT at the paper's size (12x768, 8 heads, T=4) + positions, mask"
+)
 def spikebert(**overrides) -> SpikeBertForSequenceClassification:
     """SpikeBERT at the paper's size with positional embeddings and padding masks."""
     return _create(**overrides)
 
 
-@register_model("spikebert-paper", "SpikeBERT as published: 12x768, 8 heads, T=4, no positions/mask")
+@register_model(
+    "spikebert-paper", "SpikeBERT as published: 12x768, 8 heads, T=4, no positions/mask"
+)
 def spikebert_paper(**overrides) -> SpikeBertForSequenceClassification:
     """SpikeBERT exactly as published: no positional information, padding enters attention."""
     return _create(**{"use_positions": False, "mask_padding": False, **overrides})

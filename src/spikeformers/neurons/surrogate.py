@@ -45,7 +45,7 @@ class _HeavisideSigmoid(torch.autograd.Function):
 
 
 def atan_grad(x: torch.Tensor, alpha: float) -> torch.Tensor:
-    """``g'(x) = alpha / (2 * (1 + (pi/2 * alpha * x)^2))``, the derivative of the ATan primitive."""
+    """``g'(x) = alpha / (2 * (1 + (pi/2 * alpha * x)^2))``, derivative of the ATan primitive."""
     return alpha / (2.0 * (1.0 + (math.pi / 2.0 * alpha * x) ** 2))
 
 
@@ -133,5 +133,7 @@ def build_surrogate(name: str, alpha: float | None = None) -> Surrogate:
     try:
         cls = SURROGATES[name]
     except KeyError:
-        raise ValueError(f"unknown surrogate {name!r}; choose one of {sorted(SURROGATES)}") from None
+        raise ValueError(
+            f"unknown surrogate {name!r}; choose one of {sorted(SURROGATES)}"
+        ) from None
     return cls(alpha=alpha)

@@ -1,4 +1,4 @@
-"""Package logging: modules log through ``logging.getLogger(__name__)``; only the CLI configures output."""
+"""Package logging: modules use ``logging.getLogger(__name__)``; only the CLI configures output."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def configure_cli_logging(verbose: bool = False) -> None:
     if any(getattr(h, "_spikeformers_cli", False) for h in logger.handlers):
         return
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    )
     handler._spikeformers_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -9,7 +9,7 @@ import torch
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and PyTorch (CPU and CUDA); return a CPU generator seeded with ``seed``."""
+    """Seed Python, NumPy and PyTorch (CPU and CUDA); return a seeded CPU generator."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
