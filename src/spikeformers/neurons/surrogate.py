@@ -18,30 +18,20 @@ import torch
 from torch import nn
 
 
-class _HeavisideATan(torch.autograd.Function):
+class _Heaviside(torch.autograd.Function):
+    """``H(x)`` forward; ``grad_out * grad_fn(x, alpha)`` backward."""
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:  # noqa: D102
+    def forward(ctx, x: torch.Tensor, alpha: float, grad_fn) -> torch.Tensor:  # noqa: D102
         ctx.save_for_backward(x)
         ctx.alpha = alpha
+        ctx.grad_fn = grad_fn
         return (x >= 0).to(x.dtype)
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
         (x,) = ctx.saved_tensors
-        return grad_out * atan_grad(x, ctx.alpha), None
-
-
-class _HeavisideSigmoid(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:  # noqa: D102
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return (x >= 0).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
-        (x,) = ctx.saved_tensors
-        return grad_out * sigmoid_grad(x, ctx.alpha), None
+        return grad_out * ctx.grad_fn(x, ctx.alpha), None, None
 
 
 def atan_grad(x: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -77,6 +67,20 @@ class Surrogate(nn.Module):
         """The smooth function whose derivative is the surrogate gradient."""
         raise NotImplementedError
 
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        """The surrogate gradient ``g'(x)`` used in the backward pass."""
+        return type(self)._grad(x, self.alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Spikes ``H(x)`` (or ``g(x)`` when ``spiking=False``); shape and dtype of ``x``."""
+        if not self.spiking:
+            return self.primitive(x)
+        return _Heaviside.apply(x, self.alpha, type(self)._grad)
+
+    @classmethod
+    def _grad(cls, x: torch.Tensor, alpha: float) -> torch.Tensor:
+        raise NotImplementedError
+
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, spiking={self.spiking}"
 
@@ -97,10 +101,9 @@ class ATan(Surrogate):
     def primitive(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return torch.atan(math.pi / 2.0 * self.alpha * x) / math.pi + 0.5
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        if not self.spiking:
-            return self.primitive(x)
-        return _HeavisideATan.apply(x, self.alpha)
+    @classmethod
+    def _grad(cls, x: torch.Tensor, alpha: float) -> torch.Tensor:
+        return atan_grad(x, alpha)
 
 
 class Sigmoid(Surrogate):
@@ -119,10 +122,9 @@ class Sigmoid(Surrogate):
     def primitive(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return torch.sigmoid(self.alpha * x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        if not self.spiking:
-            return self.primitive(x)
-        return _HeavisideSigmoid.apply(x, self.alpha)
+    @classmethod
+    def _grad(cls, x: torch.Tensor, alpha: float) -> torch.Tensor:
+        return sigmoid_grad(x, alpha)
 
 
 SURROGATES: dict[str, type[Surrogate]] = {"atan": ATan, "sigmoid": Sigmoid}
