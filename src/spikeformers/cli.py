@@ -275,6 +275,34 @@ def cmd_quickstart(a: argparse.Namespace) -> int:
     return 0
 
 
+def _build_energy(p: argparse.ArgumentParser) -> None:
+    from spikeformers.energy.cli import add_energy_arguments
+
+    _add_run_args(p, out=False)  # first: the energy flags add --device only when absent
+    add_energy_arguments(p)
+    _add_data_args(p)
+
+
+def _run_energy(a: argparse.Namespace) -> int:
+    """Count operations and estimate the energy of a saved model (and its teacher) on a split."""
+    from spikeformers.energy.cli import run_energy
+
+    return run_energy(a)
+
+
+def _build_report(p: argparse.ArgumentParser) -> None:
+    from spikeformers.energy.cli import add_report_arguments
+
+    add_report_arguments(p)
+
+
+def _run_report(a: argparse.Namespace) -> int:
+    """Write PNG plots and a one-page report for run directories."""
+    from spikeformers.energy.cli import run_report
+
+    return run_report(a)
+
+
 def _build_finetune(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--teacher",
@@ -381,6 +409,12 @@ COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] =
     "evaluate": ("evaluate a saved student or teacher", _build_evaluate, cmd_evaluate),
     "predict": ("predict labels for texts", _build_predict, cmd_predict),
     "list-models": ("list registered model variants", _build_list_models, cmd_list_models),
+    "energy": (
+        "estimate per-layer operations and energy (paper and full accounting)",
+        _build_energy,
+        _run_energy,
+    ),
+    "report": ("plots and a one-page report of run directories", _build_report, _run_report),
     "quickstart": (
         "run the whole pipeline offline on the embedded default",
         _build_quickstart,

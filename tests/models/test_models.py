@@ -23,7 +23,7 @@ def _batch(b=3, n=7, seed=0):
 def test_forward_shapes_and_binary_spikes(name):
     model = create_model(name, **tiny_overrides(VOCAB, num_labels=3))
     ids, mask = _batch()
-    out = model(ids, attention_mask=mask, labels=torch.tensor([0, 1, 2]))
+    out = model(ids, attention_mask=mask, labels=torch.tensor([0, 1, 2]), output_hidden_states=True)
     assert out.logits.shape == (3, 3)
     assert out.loss is not None and out.loss.ndim == 0
     assert len(out.hidden_states) == model.num_feature_layers
@@ -34,7 +34,9 @@ def test_forward_shapes_and_binary_spikes(name):
 def test_backward_reaches_every_parameter(name):
     model = create_model(name, **tiny_overrides(VOCAB))
     ids, mask = _batch(b=4, n=6)
-    out = model(ids, attention_mask=mask, labels=torch.tensor([0, 1, 0, 1]))
+    out = model(
+        ids, attention_mask=mask, labels=torch.tensor([0, 1, 0, 1]), output_hidden_states=True
+    )
     loss = out.loss + sum(h.pow(2).mean() for h in out.hidden_states)
     loss.backward()
     no_grad = [n for n, p in model.named_parameters() if p.grad is None]

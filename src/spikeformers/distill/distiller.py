@@ -15,7 +15,18 @@ Defaults are the published script's weights 0.1 / 0.1 / 1.0 / 0.1.
 When student and teacher widths differ, a learned ``Linear(D_s, D_t)`` per mapped layer (and one
 for the embeddings) projects student features. The projections belong to the distiller: they are
 trained with the student, saved apart from it (``distiller.safetensors``) and never enter the
-student's checkpoint.
+student's checkpoint. ``always_project_features=True`` keeps the per-layer projections even when
+the widths match (SpikingBERT's learned ``W_td``, paper Eq. 10).
+
+Optional TinyBERT/SpikingBERT attention term (``w_attn``, default 0, in both stages):
+``w_attn * sum_i MSE(S_s(i), S_t(map(i)))`` between the student's pre-softmax attention scores
+(``ClassifierOutput.attentions``, ``[B, H_s, L, L]`` per layer, returned with the hidden states)
+and the teacher's, rebuilt from query/key hooks
+(:func:`~spikeformers.distill.teacher.attention_score_hooks`), with padded (query, key) pairs
+zeroed on both sides (:class:`~spikeformers.distill.losses.AttentionScoreMSE`). Student layer
+``i`` meets teacher layer ``map(i)`` (the feature map: 12 -> 4 gives teacher layers 3, 6, 9, 12).
+With equal head counts heads are compared one to one; otherwise (``attn_heads="auto"`` or
+``"mean"``) both sides are averaged over heads first.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ import torch
 from torch import nn
 
 from spikeformers.distill.layer_map import map_layers
-from spikeformers.distill.losses import MaskedMSE, SoftTargetKL
+from spikeformers.distill.losses import AttentionScoreMSE, MaskedMSE, SoftTargetKL
 from spikeformers.distill.teacher import (
     teacher_depth,
     teacher_forward,
@@ -60,15 +71,26 @@ class DistillConfig:
     """Softmax temperature of the logit KL (the published script uses none, i.e. 1)."""
     skip_first_teacher_layers: int = 0
     """Teacher layers left out of the layer map (the paper optionally ignores the first few)."""
+    w_attn: float = 0.0
+    """Weight of the pre-softmax attention-score MSE (TinyBERT, SpikingBERT); 0 leaves it out.
+    Needs a student that returns ``attentions`` with its hidden states."""
+    attn_heads: Literal["auto", "equal", "mean"] = "auto"
+    """Head matching of the attention term: ``equal`` requires equal head counts (one to one),
+    ``mean`` compares head-averaged scores, ``auto`` is ``equal`` when the counts match and
+    ``mean`` otherwise."""
+    always_project_features: bool = False
+    """Use the learned ``Linear(D_s, D_t)`` feature projections even when widths match."""
 
     def __post_init__(self) -> None:
         if self.stage not in ("general", "task"):
             raise ValueError(f"stage must be 'general' or 'task', got {self.stage!r}")
-        for name in ("w_emb", "w_ce", "w_logit", "w_feat"):
+        for name in ("w_emb", "w_ce", "w_logit", "w_feat", "w_attn"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.attn_heads not in ("auto", "equal", "mean"):
+            raise ValueError(f"attn_heads must be auto, equal or mean, got {self.attn_heads!r}")
 
     @classmethod
     def for_stage(cls, stage: Stage, **overrides) -> DistillConfig:
@@ -80,7 +102,7 @@ class DistillConfig:
     @property
     def active_terms(self) -> tuple[str, ...]:
         """Loss terms with a non-zero weight (the ones the distiller computes)."""
-        terms = [("emb", self.w_emb), ("feat", self.w_feat)]
+        terms = [("emb", self.w_emb), ("feat", self.w_feat), ("attn", self.w_attn)]
         if self.stage == "task":
             terms += [("ce", self.w_ce), ("kl", self.w_logit)]
         return tuple(name for name, w in terms if w > 0)
@@ -120,10 +142,12 @@ class Distiller(nn.Module):
         )
         need_proj = d_s != d_t
         self.feature_proj = nn.ModuleList(
-            nn.Linear(d_s, d_t) if need_proj else nn.Identity() for _ in self.layer_map
+            nn.Linear(d_s, d_t) if need_proj or config.always_project_features else nn.Identity()
+            for _ in self.layer_map
         )
         self.embedding_proj = nn.Linear(d_s, d_t) if need_proj else nn.Identity()
         self.mse = MaskedMSE()
+        self.attn_mse = AttentionScoreMSE()
         self.kl = SoftTargetKL(config.temperature)
         if config.stage == "task" and config.w_logit > 0 and not hasattr(teacher, "classifier"):
             logger.warning("teacher has no classification head: the logit KL needs stored logits")
@@ -163,10 +187,17 @@ class Distiller(nn.Module):
         """
         cfg = self.config
         mask = batch["attention_mask"]
-        out = self.student(batch["input_ids"], attention_mask=mask)
         need_hidden = cfg.w_feat > 0
+        need_scores = cfg.w_attn > 0  # attention scores come with the hidden states
+        out = self.student(
+            batch["input_ids"], attention_mask=mask, output_hidden_states=need_hidden or need_scores
+        )
         need_logits = cfg.stage == "task" and cfg.w_logit > 0 and "teacher_logits" not in batch
-        t_out = teacher_forward(self.teacher, batch) if (need_hidden or need_logits) else None
+        t_out = (
+            teacher_forward(self.teacher, batch, attention_scores=need_scores)
+            if (need_hidden or need_logits or need_scores)
+            else None
+        )
         terms: dict[str, torch.Tensor] = {}
         for name in cfg.active_terms:
             if name == "feat":
@@ -176,6 +207,8 @@ class Distiller(nn.Module):
                         self.feature_proj, out.hidden_states, self.layer_map, strict=True
                     )
                 )
+            elif name == "attn":
+                terms["attn"] = self._attention_loss(out.attentions, t_out.attention_scores, mask)
             elif name == "emb":
                 terms["emb"] = self._embedding_loss(batch["input_ids"])
             elif name == "ce":
@@ -187,11 +220,43 @@ class Distiller(nn.Module):
                 if z_t is None:
                     raise ValueError("the logit KL needs a classification teacher or stored logits")
                 terms["kl"] = self.kl(out.logits, z_t)
-        weights = {"emb": cfg.w_emb, "feat": cfg.w_feat, "ce": cfg.w_ce, "kl": cfg.w_logit}
+        weights = {
+            "emb": cfg.w_emb,
+            "feat": cfg.w_feat,
+            "attn": cfg.w_attn,
+            "ce": cfg.w_ce,
+            "kl": cfg.w_logit,
+        }
         if not terms:
             raise ValueError("every loss weight is 0: nothing to train")
         total = sum(weights[k] * v for k, v in terms.items())
         return {"loss": total, **terms}
+
+    def _attention_loss(
+        self,
+        student: list[torch.Tensor],
+        teacher: tuple[torch.Tensor, ...],
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Sum over mapped layers of the masked MSE of pre-softmax scores (``[B, H, L, L]``)."""
+        if len(student) != len(self.layer_map):
+            raise ValueError(
+                f"w_attn > 0 needs the student's pre-softmax attention scores for each of its "
+                f"{len(self.layer_map)} layers, got {len(student)} "
+                f"({type(self.student).__name__} may not return `attentions`; set w_attn=0)"
+            )
+        total = 0.0
+        for s, j in zip(student, self.layer_map, strict=True):
+            t = teacher[j - 1]  # hidden state j is the output of teacher layer j (1-based)
+            if s.shape[1] != t.shape[1] or self.config.attn_heads == "mean":
+                if self.config.attn_heads == "equal":
+                    raise ValueError(
+                        f"attn_heads='equal' but the student has {s.shape[1]} heads and the "
+                        f"teacher {t.shape[1]}; use attn_heads='mean' (or 'auto')"
+                    )
+                s, t = s.mean(1, keepdim=True), t.mean(1, keepdim=True)  # (B, 1, L, L)
+            total = total + self.attn_mse(s, t, mask)
+        return total
 
     def _embedding_loss(self, input_ids: torch.Tensor) -> torch.Tensor:
         # MSE between the embedding rows of the tokens in this batch (not the whole V x D table:

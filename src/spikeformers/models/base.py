@@ -4,7 +4,8 @@ Every family exposes the same surface so data, distillation, evaluation, energy 
 need family-specific code:
 
 - ``config``: a frozen ``ModelConfig`` dataclass (JSON-serialisable, unknown keys rejected);
-- ``forward(input_ids, *, attention_mask=None, labels=None) -> ClassifierOutput``;
+- ``forward(input_ids, *, attention_mask=None, labels=None, output_hidden_states=False)
+  -> ClassifierOutput`` (per-layer distillation features only when asked);
 - ``get_input_embeddings() -> nn.Embedding`` (for the embedding distillation loss);
 - ``save_pretrained(dir)`` / ``from_pretrained(dir)``: ``config.json`` + ``model.safetensors``,
   loaded strictly, with missing and unexpected keys named in the error.
@@ -126,6 +127,7 @@ class SpikingModel(nn.Module):
         *,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
     ) -> ClassifierOutput:
         raise NotImplementedError
 

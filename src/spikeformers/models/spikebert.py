@@ -265,6 +265,7 @@ class SpikeBertForSequenceClassification(SpikingModel):
         *,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
     ) -> ClassifierOutput:
         """Classify token sequences.
 
@@ -273,10 +274,12 @@ class SpikeBertForSequenceClassification(SpikingModel):
             attention_mask: ``[B, L]``, 1 for real tokens and 0 for padding. Ignored (padding
                 is treated like any token) when ``config.mask_padding`` is False.
             labels: ``[B]`` class ids (or floats for regression); adds ``loss``.
+            output_hidden_states: Also return the distillation features. Off by default: the
+                transforms exist only for distillation, so inference never pays for them.
 
         Returns:
-            ``ClassifierOutput`` with ``logits [B, C]`` and ``hidden_states``: one ``[B, L, D]``
-            feature per block (transform of the block output's mean over ``T``).
+            ``ClassifierOutput`` with ``logits [B, C]`` and, if asked, ``hidden_states``: one
+            ``[B, L, D]`` feature per block (transform of the block output's mean over ``T``).
         """
         cfg = self.config
         mask = attention_mask if cfg.mask_padding else None
@@ -285,7 +288,8 @@ class SpikeBertForSequenceClassification(SpikingModel):
         features = []
         for block, transform in zip(self.blocks, self.transforms, strict=True):
             x = block(x, mask)
-            features.append(transform(x.mean(0)))  # (B, L, D)
+            if output_hidden_states:
+                features.append(transform(x.mean(0)))  # (B, L, D)
         h = self.norm(x)  # (T, B, L, D)
         if mask is None:
             pooled = h.mean(2)  # (T, B, D)

@@ -1,0 +1,616 @@
+"""Plots and a one-page report for finished runs (firing rates, spike rasters, energy, accuracy).
+
+What a run folder may hold, and what is read from it:
+
+- ``metrics.json`` (written by training/distillation): ``test`` and/or ``validation`` dicts with
+  ``accuracy``, ``firing_rate`` and ``firing_rates`` (``{spiking module: rate}``); the ``test``
+  split is preferred. A flat dict (``spikeformers evaluate --output``) works too.
+- ``energy.json`` (written by ``spikeformers energy``; :meth:`EnergyReport.to_dict` plus
+  ``model_dir``, ``teacher_dir``, ``task``, ``split``): per-layer rows (``layers``), totals per
+  sample (``totals.energy_pj_paper``/``energy_pj_full``), ``firing_rates`` (used when
+  ``metrics.json`` has none), ``constants`` and the ``teacher`` report.
+- ``config.json`` + ``model.safetensors`` + tokenizer files: the model, loaded only to draw the
+  spike raster of one sentence.
+
+:func:`write_report` writes, per run, ``<run>_firing_rates.png``, ``<run>_raster.png`` and
+``<run>_energy_layers.png``; for all runs ``accuracy_vs_energy.png`` (the teacher included when a
+student's ``energy.json`` names a ``teacher_dir`` with a ``metrics.json``); and ``report.md``
+embedding them. A plot whose data is missing is skipped and the report says so.
+
+matplotlib is the optional ``plots`` extra. Figures are drawn on ``matplotlib.figure.Figure``
+objects with the Agg canvas, never through ``pyplot``, so no display or global state is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_SENTENCE",
+    "Raster",
+    "Run",
+    "find_runs",
+    "layer_group",
+    "load_run",
+    "spike_raster",
+    "write_report",
+]
+
+DEFAULT_SENTENCE = "a funny and moving film , but the plot is not very good ."
+
+# Stack categories of the energy-per-layer plot, in drawing order.
+_CATEGORIES = (
+    ("MAC (real-input matmul)", "#4c72b0"),
+    ("AC (spike-input matmul, paper)", "#55a868"),
+    ("AC extra (integer inputs, full)", "#8fd18f"),
+    ("norm", "#c44e52"),
+    ("softmax", "#dd8452"),
+    ("activation", "#937860"),
+    ("membrane update", "#8172b3"),
+    ("other float ops", "#b0b0b0"),
+)
+
+
+def _figure(width: float, height: float):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        from spikeformers.data.examples import MissingDependencyError
+
+        raise MissingDependencyError(
+            "plots need matplotlib: pip install 'spikeformers[plots]' (or pip install matplotlib)"
+        ) from e
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", bbox_inches="tight")
+    return path
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        logger.warning("%s: unreadable JSON (%s); ignored", path, e)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass
+class Run:
+    """What :func:`write_report` knows about one run folder."""
+
+    name: str
+    path: Path
+    metrics: dict | None = None
+    energy: dict | None = None
+    config: dict | None = None
+
+    def _split_metrics(self) -> dict:
+        m = self.metrics or {}
+        for split in ("test", "validation"):
+            if isinstance(m.get(split), dict):
+                return m[split]
+        return m
+
+    @property
+    def accuracy(self) -> float | None:
+        """Test (else validation) accuracy."""
+        acc = self._split_metrics().get("accuracy")
+        return float(acc) if isinstance(acc, int | float) else None
+
+    @property
+    def firing_rates(self) -> dict[str, float]:
+        """Per-layer output firing rates from ``metrics.json``, else from ``energy.json``."""
+        rates = self._split_metrics().get("firing_rates")
+        if not rates and self.energy:
+            rates = self.energy.get("firing_rates")
+        return dict(rates or {})
+
+    def energy_pj(self, convention: str) -> float | None:
+        """Energy per sample in pJ under ``paper`` or ``full``, if measured."""
+        if not self.energy:
+            return None
+        value = (self.energy.get("totals") or {}).get(f"energy_pj_{convention}")
+        return float(value) if isinstance(value, int | float) else None
+
+
+def _is_run(path: Path) -> bool:
+    return any((path / f).is_file() for f in ("metrics.json", "energy.json", "config.json"))
+
+
+def find_runs(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Run folders among ``paths``: each path itself if it is a run, else its run subfolders."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise FileNotFoundError(f"{p}: no such run folder")
+        if _is_run(p):
+            found.append(p)
+        else:
+            found += [c for c in sorted(p.iterdir()) if c.is_dir() and _is_run(c)]
+    if not found:
+        raise FileNotFoundError(
+            f"no run folders (with metrics.json, energy.json or config.json) in {list(paths)}"
+        )
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def load_run(path: str | Path, name: str | None = None) -> Run:
+    """Read a run folder's ``metrics.json``, ``energy.json`` and ``config.json``."""
+    path = Path(path)
+    return Run(
+        name=name or path.name,
+        path=path,
+        metrics=_read_json(path / "metrics.json"),
+        energy=_read_json(path / "energy.json"),
+        config=_read_json(path / "config.json"),
+    )
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "run"
+
+
+# -- spike raster --------------------------------------------------------------------------------
+
+
+@dataclass
+class Raster:
+    """Spikes of one spiking module for one input.
+
+    Attributes:
+        name: Module name.
+        spikes: ``[neurons, steps]`` array of 0/1 (the first ``max_neurons`` neurons).
+        shape: Output shape with singleton axes removed; the last axis is the neuron axis and
+            the leading ones, flattened in order, are the steps (``T × L`` for a time-first
+            SpikeBERT layer, ``L`` for a token-as-time BPSN).
+    """
+
+    name: str
+    spikes: Any
+    shape: tuple[int, ...] = field(default_factory=tuple)
+
+
+@torch.no_grad()
+def spike_raster(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    max_layers: int = 4,
+    max_neurons: int = 64,
+) -> list[Raster]:
+    """Record the spikes of a few spiking modules (evenly spaced in execution order) for one input.
+
+    Generic over families: hooks on :func:`spikeformers.evaluation.spiking_modules`; each output
+    is squeezed and reshaped to ``[steps, neurons]`` with the last axis as neurons.
+
+    Args:
+        model: Any model with spiking modules; returns ``[]`` for one without.
+        input_ids: ``[1, L]`` token ids (one sentence).
+        attention_mask: ``[1, L]`` or ``None``.
+        max_layers: How many modules to keep.
+        max_neurons: How many neurons (from the first) to keep per module.
+    """
+    from spikeformers.evaluation import forward_logits, spiking_modules
+
+    mods = spiking_modules(model)
+    if not mods:
+        return []
+    captured: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def hook(name: str):
+        def fn(_m: nn.Module, _inp: Any, out: Any) -> None:
+            y = out[0] if isinstance(out, tuple | list) else out
+            if isinstance(y, torch.Tensor) and name not in captured:
+                captured[name] = y.detach().float().cpu()
+
+        return fn
+
+    for name, m in mods:
+        handles.append(m.register_forward_hook(hook(name or type(m).__name__)))
+    was_training = model.training
+    model.eval()
+    try:
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        forward_logits(model, {"input_ids": input_ids, "attention_mask": mask})
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    names = list(captured)  # execution order
+    k = min(max_layers, len(names))
+    picks = sorted({round(i * (len(names) - 1) / max(k - 1, 1)) for i in range(k)})
+    out = []
+    for i in picks:
+        y = captured[names[i]]
+        shape = tuple(s for s in y.shape if s != 1) or (1,)
+        y = y.reshape(-1, shape[-1])  # (steps, neurons)
+        out.append(Raster(names[i], y[:, :max_neurons].T.numpy(), shape))
+    return out
+
+
+def _run_raster(run: Run, sentence: str) -> list[Raster]:
+    from spikeformers.pipeline import load_any
+
+    model, tokenizer = load_any(run.path)
+    enc = tokenizer(sentence, return_tensors="pt", truncation=True, max_length=128)
+    return spike_raster(model, enc["input_ids"], enc.get("attention_mask"))
+
+
+# -- plots ---------------------------------------------------------------------------------------
+
+
+def plot_firing_rates(run: Run, path: Path) -> Path | None:
+    """Horizontal bars: output firing rate of every spiking module."""
+    rates = run.firing_rates
+    if not rates:
+        return None
+    names = list(rates)
+    fig = _figure(7.5, max(2.5, 0.22 * len(names) + 1.2))
+    ax = fig.add_subplot()
+    ax.barh(range(len(names)), [rates[n] for n in names], color="#4c72b0")
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("firing rate (fraction of ones over neurons, time steps and tokens)")
+    ax.set_title(f"{run.name}: firing rate per spiking layer")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_raster(run_name: str, rasters: list[Raster], path: Path) -> Path | None:
+    """One panel per module: neurons (rows) x steps (columns), black = spike."""
+    if not rasters:
+        return None
+    fig = _figure(8.0, 1.9 * len(rasters) + 0.6)
+    axes = fig.subplots(len(rasters), 1, squeeze=False)[:, 0]
+    for ax, r in zip(axes, rasters, strict=True):
+        ax.imshow(r.spikes, aspect="auto", interpolation="nearest", cmap="Greys", vmin=0, vmax=1)
+        rate = float(r.spikes.mean()) if r.spikes.size else 0.0
+        ax.set_title(f"{r.name}  (output {r.shape}, rate {rate:.3f})", fontsize=8)
+        ax.set_ylabel("neuron", fontsize=7)
+        ax.tick_params(labelsize=6)
+        if len(r.shape) >= 3:  # several leading axes: mark where the first one advances
+            block = math.prod(r.shape[1:-1])
+            for x in range(block, r.spikes.shape[1], block):
+                ax.axvline(x - 0.5, color="#c44e52", lw=0.6, alpha=0.6)
+    axes[-1].set_xlabel("step (leading output axes flattened; red lines: next index of the first)")
+    fig.suptitle(f"{run_name}: spikes of one sentence", fontsize=10)
+    return _save(fig, path)
+
+
+def layer_group(name: str) -> str:
+    """Group a module name into a layer: up to the first numeric part, else two parts.
+
+    ``blocks.0.attn.q.linear -> blocks.0``, ``bert.encoder.layer.3.output.dense ->
+    bert.encoder.layer.3``, ``bert.embeddings.LayerNorm -> bert.embeddings``,
+    ``classifier -> classifier``.
+    """
+    parts = name.split(".")
+    for i, p in enumerate(parts):
+        if p.isdigit():
+            return ".".join(parts[: i + 1])
+    return ".".join(parts[:2])
+
+
+def _row_categories(row: dict, constants: dict) -> dict[str, float]:
+    mac, ac, op = constants["mac_pj"], constants["ac_pj"], constants["op_pj"]
+    other = op * row.get("other_ops", 0.0)
+    cats = {
+        "MAC (real-input matmul)": mac * row.get("macs_priced", 0.0),
+        "AC (spike-input matmul, paper)": ac * row.get("acs", 0.0),
+        "AC extra (integer inputs, full)": ac * (row.get("acs_full", 0.0) - row.get("acs", 0.0)),
+    }
+    kind = row.get("kind", "")
+    key = {
+        "norm": "norm",
+        "softmax": "softmax",
+        "activation": "activation",
+        "membrane": "membrane update",
+    }.get(kind, "other float ops")
+    cats[key] = cats.get(key, 0.0) + other
+    return cats
+
+
+def energy_by_layer(energy: dict) -> dict[str, dict[str, float]]:
+    """``{layer group: {category: pJ per sample}}`` (full accounting) from an ``energy.json``."""
+    constants = energy["constants"]
+    groups: dict[str, dict[str, float]] = {}
+    for row in energy.get("layers", []):
+        if row.get("excluded"):
+            continue
+        g = groups.setdefault(layer_group(row["name"]), {})
+        for cat, value in _row_categories(row, constants).items():
+            g[cat] = g.get(cat, 0.0) + value
+    return groups
+
+
+def _unit(max_pj: float) -> tuple[float, str]:
+    for scale, unit in ((1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ")):
+        if max_pj >= scale:
+            return scale, unit
+    return 1.0, "pJ"
+
+
+def plot_energy_layers(run: Run, path: Path) -> Path | None:
+    """Stacked horizontal bars: energy per layer by operation kind (full accounting)."""
+    if not run.energy or not run.energy.get("layers"):
+        return None
+    groups = energy_by_layer(run.energy)
+    names = list(groups)
+    totals = [sum(groups[n].values()) for n in names]
+    scale, unit = _unit(max(totals, default=0.0))
+    fig = _figure(8.0, max(2.5, 0.28 * len(names) + 1.6))
+    ax = fig.add_subplot()
+    left = [0.0] * len(names)
+    for cat, color in _CATEGORIES:
+        values = [groups[n].get(cat, 0.0) / scale for n in names]
+        if any(values):
+            ax.barh(range(len(names)), values, left=left, color=color, label=cat)
+            left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(
+        f"energy per sample ({unit}); the two AC-paper/MAC parts are the paper convention"
+    )
+    paper = run.energy_pj("paper") or 0.0
+    full = run.energy_pj("full") or 0.0
+    ax.set_title(
+        f"{run.name}: energy per layer (full {full / scale:.3g} {unit}, "
+        f"paper {paper / scale:.3g} {unit} per sample)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+@dataclass
+class _Point:
+    name: str
+    accuracy: float
+    paper_pj: float | None
+    full_pj: float | None
+    teacher: bool = False
+
+
+def _points(runs: list[Run]) -> list[_Point]:
+    points: list[_Point] = []
+    known = {r.path.resolve() for r in runs}
+    seen_teachers: set[Path] = set()
+    for r in runs:
+        if r.accuracy is not None and (r.energy_pj("paper") or r.energy_pj("full")):
+            is_teacher = not r.firing_rates
+            points.append(
+                _Point(r.name, r.accuracy, r.energy_pj("paper"), r.energy_pj("full"), is_teacher)
+            )
+        teacher = (r.energy or {}).get("teacher")
+        t_dir = (r.energy or {}).get("teacher_dir")
+        if not teacher or not t_dir:
+            continue
+        t_path = Path(t_dir).resolve()
+        if t_path in known or t_path in seen_teachers:
+            continue
+        t_run = load_run(t_path)
+        if t_run.accuracy is None:
+            continue
+        seen_teachers.add(t_path)
+        totals = teacher.get("totals", {})
+        label = t_path.name if "teacher" in t_path.name else f"{t_path.name} (teacher)"
+        points.append(
+            _Point(
+                label,
+                t_run.accuracy,
+                totals.get("energy_pj_paper"),
+                totals.get("energy_pj_full"),
+                True,
+            )
+        )
+    return points
+
+
+def plot_accuracy_vs_energy(runs: list[Run], path: Path) -> Path | None:
+    """Accuracy against energy per sample for every run (filled: full, hollow: paper)."""
+    points = _points(runs)
+    if not points:
+        return None
+    energies = [x for p in points for x in (p.paper_pj, p.full_pj) if x]
+    scale, unit = _unit(max(energies))
+    fig = _figure(7.0, 4.5)
+    ax = fig.add_subplot()
+    for i, p in enumerate(points):
+        color = "#c44e52" if p.teacher else f"C{i % 10}"
+        marker = "*" if p.teacher else "o"
+        xs = [x / scale for x in (p.paper_pj, p.full_pj) if x]
+        if len(xs) == 2:
+            ax.plot(xs, [p.accuracy] * 2, color=color, lw=0.8, alpha=0.6)
+        if p.full_pj:
+            ax.scatter(
+                [p.full_pj / scale],
+                [p.accuracy],
+                color=color,
+                marker=marker,
+                s=60,
+                label=p.name,
+                zorder=3,
+            )
+        if p.paper_pj:
+            ax.scatter(
+                [p.paper_pj / scale],
+                [p.accuracy],
+                facecolors="none",
+                edgecolors=color,
+                marker=marker,
+                s=60,
+                zorder=3,
+                label=None if p.full_pj else p.name,
+            )
+    log = max(energies) / min(energies) > 20
+    if log:
+        ax.set_xscale("log")
+    else:
+        ax.set_xlim(left=0)
+    ax.set_xlabel(
+        f"energy per sample ({unit}{', log' if log else ''}); "
+        "filled: full accounting, hollow: paper convention"
+    )
+    ax.set_ylabel("accuracy")
+    ax.set_title("accuracy vs energy")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def _fmt_pj(pj: float | None) -> str:
+    if pj is None:
+        return "-"
+    scale, unit = _unit(pj)
+    return f"{pj / scale:.3g} {unit}"
+
+
+def _fmt(x: Any, spec: str = ".4f") -> str:
+    return "-" if not isinstance(x, int | float) else format(x, spec)
+
+
+def write_report(
+    run_dir_or_dirs: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    sentence: str = DEFAULT_SENTENCE,
+    raster: bool = True,
+) -> list[Path]:
+    """Write the PNG plots and ``report.md`` for one or more runs.
+
+    Args:
+        run_dir_or_dirs: A run folder, a folder of run folders, or a list of either.
+        out_dir: Where the files go (created).
+        sentence: Sentence whose spikes the raster shows.
+        raster: Draw spike rasters (loads each run's model; skipped for runs without one).
+
+    Returns:
+        Paths of the files written, ``report.md`` last.
+
+    Raises:
+        FileNotFoundError: No run folder found.
+        MissingDependencyError: matplotlib is not installed.
+    """
+    _figure(1, 1)  # fail early, with the install hint, when matplotlib is missing
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = find_runs(run_dir_or_dirs)
+    names = [p.name for p in paths]
+    runs = [
+        load_run(p, p.name if names.count(p.name) == 1 else f"{p.parent.name}_{p.name}")
+        for p in paths
+    ]
+    written: list[Path] = []
+    md = ["# spikeformers report", ""]
+    notes: list[str] = []
+
+    acc_png = plot_accuracy_vs_energy(runs, out / "accuracy_vs_energy.png")
+    md += ["## Accuracy vs energy", ""]
+    if acc_png:
+        written.append(acc_png)
+        md += [f"![accuracy vs energy]({acc_png.name})", ""]
+    else:
+        md += ["No run has both an accuracy (metrics.json) and an energy (energy.json).", ""]
+    md += [
+        "| run | accuracy | firing rate | energy/sample, paper | energy/sample, full "
+        "| student/teacher paper | student/teacher full |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        rates = r.firing_rates
+        mean_rate = sum(rates.values()) / len(rates) if rates else None
+        e = r.energy or {}
+        md.append(
+            f"| {r.name} | {_fmt(r.accuracy)} | {_fmt(mean_rate)} | {_fmt_pj(r.energy_pj('paper'))}"
+            f" | {_fmt_pj(r.energy_pj('full'))} | {_fmt(e.get('ratio_paper'), '.2%')}"
+            f" | {_fmt(e.get('ratio_full'), '.2%')} |"
+        )
+    for p in _points(runs):
+        if p.teacher and p.name not in {r.name for r in runs}:
+            md.append(
+                f"| {p.name} | {_fmt(p.accuracy)} | - | {_fmt_pj(p.paper_pj)} "
+                f"| {_fmt_pj(p.full_pj)} | - | - |"
+            )
+    md.append("")
+
+    for r in runs:
+        stem = _safe(r.name)
+        md += [f"## {r.name}", "", f"`{r.path}`", ""]
+        fr = plot_firing_rates(r, out / f"{stem}_firing_rates.png")
+        if fr:
+            written.append(fr)
+            md += [f"![firing rates]({fr.name})", ""]
+        if raster and r.config is not None:
+            try:
+                rasters = _run_raster(r, sentence)
+            except Exception as e:  # a report should not die on one unloadable model
+                logger.warning("%s: no spike raster (%s)", r.path, e)
+                notes.append(f"{r.name}: no spike raster ({e})")
+                rasters = []
+            ra = plot_raster(r.name, rasters, out / f"{stem}_raster.png")
+            if ra:
+                written.append(ra)
+                md += [f"Spikes of *{sentence}*:", "", f"![spike raster]({ra.name})", ""]
+        en = plot_energy_layers(r, out / f"{stem}_energy_layers.png")
+        if en:
+            written.append(en)
+            md += [f"![energy per layer]({en.name})", ""]
+            c = r.energy.get("constants", {})
+            md += [
+                f"Counted on {r.energy.get('num_samples')} samples of "
+                f"{r.energy.get('task', '?')}/{r.energy.get('split', '?')}, "
+                f"{_fmt(r.energy.get('mean_tokens'), '.1f')} real tokens per sample. "
+                f"Prices `{c.get('name')}`: {c.get('source')}.",
+                "",
+            ]
+        if not (fr or en):
+            md += ["No firing rates or energy recorded for this run.", ""]
+
+    md += [
+        "## Conventions",
+        "",
+        "- Paper convention: E_MAC x MACs of real-input matmuls + E_AC x fr x MACs of spike-input "
+        "matmuls (MACs include the T time steps, so this is E_AC x T x fr x MACs_per_step).",
+        "- Full accounting: adds integer-valued inputs as E_AC x MACs x mean|x| and LayerNorm, "
+        "softmax, GELU, membrane updates, residual/bias adds and pooling as float ops.",
+        "- Counts are taken on the batches run, padding included; memory traffic is not priced.",
+        "",
+    ]
+    if notes:
+        md += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    report = out / "report.md"
+    report.write_text("\n".join(md), encoding="utf-8")
+    written.append(report)
+    return written

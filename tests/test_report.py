@@ -1,0 +1,96 @@
+"""report.write_report: valid PNGs and a report.md from run folders (tiny models, no network)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from spikeformers import create_model
+from spikeformers.report import find_runs, layer_group, load_run, spike_raster, write_report
+from tests.conftest import make_tiny_teacher, tiny_overrides
+from tests.energy.helpers import make_runs
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def runs(tmp_path, tokenizer):
+    root = tmp_path / "runs"
+    teacher = tmp_path / "teacher"  # outside the runs folder: found through energy.json
+    make_tiny_teacher(len(tokenizer)).save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    make_runs(root, tokenizer, teacher)
+    return root
+
+
+def _check_png(path):
+    from matplotlib.image import imread
+    from PIL import Image
+
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    with Image.open(path) as im:
+        im.verify()
+    img = imread(path)
+    assert img.ndim == 3 and img.shape[0] > 50 and img.shape[1] > 50
+
+
+def test_write_report_makes_valid_pngs_and_markdown(runs, tmp_path):
+    out = tmp_path / "report"
+    paths = write_report(runs, out)
+    names = {p.name for p in paths}
+    assert {
+        "accuracy_vs_energy.png",
+        "student_firing_rates.png",
+        "student_raster.png",
+        "student_energy_layers.png",
+        "report.md",
+    } <= names
+    for p in paths:
+        assert p.parent == out and p.is_file()
+        if p.suffix == ".png":
+            _check_png(p)
+    md = (out / "report.md").read_text()
+    for p in paths[:-1]:
+        assert f"]({p.name})" in md
+    assert "teacher" in md and "Horowitz" in md and "0.6250" in md
+
+
+def test_report_without_energy_or_model_keeps_what_it_can(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    metrics = {"validation": {"accuracy": 0.5, "firing_rates": {"blocks.0.lif": 0.1, "x": 0.2}}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    paths = write_report(run, tmp_path / "out")
+    assert [p.name for p in paths] == ["run_firing_rates.png", "report.md"]
+    _check_png(paths[0])
+    assert "No run has both an accuracy" in paths[1].read_text()
+
+
+def test_find_runs_and_load_run(runs, tmp_path):
+    assert find_runs(runs) == [(runs / "student").resolve()]
+    assert find_runs(runs / "student") == [(runs / "student").resolve()]
+    run = load_run(runs / "student")
+    assert run.accuracy == 0.625 and run.firing_rates and run.energy_pj("full") > 0
+    with pytest.raises(FileNotFoundError):
+        find_runs(tmp_path / "missing")
+
+
+def test_spike_raster_is_binary_neurons_by_steps():
+    model = create_model("spikebert-tiny", **tiny_overrides(50))  # T = 2, D = 32
+    ids = torch.randint(5, 50, (1, 6))
+    rasters = spike_raster(model, ids, max_layers=3, max_neurons=16)
+    assert 1 <= len(rasters) <= 3
+    first = rasters[0]
+    assert first.name == "encode" and first.spikes.shape == (16, 6)  # [B, L, D] -> L steps
+    lif = rasters[-1]
+    assert lif.spikes.shape[0] <= 16 and set(lif.spikes.ravel().tolist()) <= {0.0, 1.0}
+    assert spike_raster(make_tiny_teacher(50), ids) == []
+
+
+def test_layer_group():
+    assert layer_group("blocks.0.attn.q.linear") == "blocks.0"
+    assert layer_group("bert.encoder.layer.3.output.dense") == "bert.encoder.layer.3"
+    assert layer_group("bert.embeddings.LayerNorm") == "bert.embeddings"
+    assert layer_group("classifier") == "classifier"
