@@ -100,9 +100,13 @@ def tiny_teacher_dir(tmp_path, tokenizer):
     return out
 
 
-def tiny_overrides(vocab_size: int, num_labels: int = 2) -> dict:
-    """Config overrides that make any registered variant tiny."""
-    return dict(
+def tiny_overrides(vocab_size: int, num_labels: int = 2, name: str | None = None) -> dict:
+    """Config overrides that make any registered variant tiny.
+
+    With ``name``, only the fields that variant's config has are kept (SNN-BERT has no
+    ``time_steps``: its time axis is the token axis).
+    """
+    kw = dict(
         vocab_size=vocab_size,
         num_labels=num_labels,
         num_layers=2,
@@ -111,3 +115,11 @@ def tiny_overrides(vocab_size: int, num_labels: int = 2) -> dict:
         time_steps=2,
         max_position_embeddings=64,
     )
+    if name is None:
+        return kw
+    import dataclasses
+
+    from spikeformers.registry import variant_config_class
+
+    fields = {f.name for f in dataclasses.fields(variant_config_class(name))}
+    return {k: v for k, v in kw.items() if k in fields}

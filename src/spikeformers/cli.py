@@ -77,7 +77,13 @@ def _add_train_args(
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=float, default=epochs, help=f"passes over the data ({epochs})")
     g.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    g.add_argument("--batch-size", type=int, default=32, help="training batch size (32)")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="global training batch: examples per optimizer step over all processes and "
+        "accumulation steps (32)",
+    )
     g.add_argument("--eval-batch-size", type=int, default=64, help="evaluation batch size (64)")
     g.add_argument("--lr", type=float, default=lr, help=f"peak learning rate ({lr})")
     g.add_argument("--weight-decay", type=float, default=wd, help=f"AdamW weight decay ({wd})")
@@ -85,6 +91,41 @@ def _add_train_args(
     g.add_argument("--warmup-ratio", type=float, default=warmup, help="fraction of warm-up steps")
     g.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
     g.add_argument("--evals-per-epoch", type=int, default=1, help="validation passes per epoch")
+    g.add_argument(
+        "--grad-accum",
+        type=int,
+        default=1,
+        metavar="N",
+        help="micro-batches accumulated per optimizer step on each process (1)",
+    )
+    g.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="fp32; bf16 autocast (CPU or GPU); fp16 autocast + GradScaler (GPU only)",
+    )
+    c = p.add_argument_group("checkpoints (see docs/SCALING.md)")
+    c.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="write OUT/checkpoints/step-N every N optimizer steps (0: none)",
+    )
+    c.add_argument(
+        "--keep-checkpoints", type=int, default=2, metavar="K", help="keep the last K (2)"
+    )
+    c.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the latest complete checkpoint in --out (from scratch if none)",
+    )
+
+
+def _checkpointing(a: argparse.Namespace):
+    from spikeformers.pipeline import CheckpointArgs
+
+    return CheckpointArgs(save_every=a.save_every, keep_last=a.keep_checkpoints, resume=a.resume)
 
 
 def _train_config(a: argparse.Namespace):
@@ -102,6 +143,8 @@ def _train_config(a: argparse.Namespace):
         grad_clip=a.grad_clip or None,
         evals_per_epoch=a.evals_per_epoch,
         seed=a.seed,
+        grad_accum=a.grad_accum,
+        precision=a.precision,
     )
 
 
@@ -131,6 +174,10 @@ def _parse_overrides(items: Sequence[str] | None) -> dict:
 
 
 def _emit(obj) -> None:
+    from spikeformers.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun, rank 0 prints the result
+        return
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
@@ -150,6 +197,7 @@ def cmd_finetune_teacher(a: argparse.Namespace) -> int:
             device=a.device,
             overwrite=a.overwrite,
             show_progress=not a.no_progress,
+            checkpointing=_checkpointing(a),
         )
     )
     return 0
@@ -186,6 +234,7 @@ def cmd_distill(a: argparse.Namespace) -> int:
             device=a.device,
             overwrite=a.overwrite,
             show_progress=not a.no_progress,
+            checkpointing=_checkpointing(a),
         )
     )
     return 0
@@ -206,6 +255,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             device=a.device,
             overwrite=a.overwrite,
             show_progress=not a.no_progress,
+            checkpointing=_checkpointing(a),
         )
     )
     return 0
@@ -469,5 +519,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as e:
         if args.verbose:
             raise
-        sys.stderr.write(f"spikeformers {args.command}: error: {e}\n")
+        sys.stderr.write(f"spikeformers {args.command}: error{_rank_tag()}: {e}\n")
         return 2
+    finally:
+        _shutdown_distributed()
+
+
+def _rank_tag() -> str:
+    """`` (rank R)`` inside a distributed run, so each process's error is attributable."""
+    if "torch.distributed" not in sys.modules:
+        return ""
+    import torch.distributed as dist
+
+    return f" (rank {dist.get_rank()})" if dist.is_initialized() else ""
+
+
+def _shutdown_distributed() -> None:
+    if "spikeformers.distributed" in sys.modules:
+        from spikeformers.distributed import shutdown
+
+        shutdown()

@@ -18,11 +18,12 @@ from spikeformers.data.examples import TaskSpec
 from spikeformers.data.metrics import compute_metrics
 from spikeformers.models.base import SpikingModel
 from spikeformers.neurons.bpsn import BPSN
+from spikeformers.neurons.if_node import IFNode
 from spikeformers.neurons.lif import LIF
 from spikeformers.neurons.surrogate import Surrogate
 
 # Module types whose outputs are spikes. Families with other neurons append theirs here.
-SPIKING_MODULE_TYPES: list[type[nn.Module]] = [LIF, BPSN, Surrogate]
+SPIKING_MODULE_TYPES: list[type[nn.Module]] = [LIF, BPSN, IFNode, Surrogate]
 
 
 def forward_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -7,7 +7,12 @@ metrics. A run directory holds:
   teacher for ``finetune_teacher``), plus the tokenizer files;
 - ``run_config.json``: every resolved setting of the run;
 - ``train_log.jsonl``: training and validation records;
-- ``metrics.json``: the final validation/test metrics, timings and sizes.
+- ``metrics.json``: the final validation/test metrics, timings and sizes;
+- ``checkpoints/step-N/``: periodic training checkpoints (``--save-every``; see
+  :mod:`spikeformers.checkpoint` and ``docs/SCALING.md``).
+
+Under ``torchrun`` every workflow trains data-parallel (:mod:`spikeformers.distributed`); rank 0
+writes the files.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import torch
 from torch import nn
 
 from spikeformers import __version__
+from spikeformers import checkpoint as ckpt
 from spikeformers.data import (
+    DataError,
     DatasetSplits,
     Example,
     encode_examples,
@@ -38,13 +45,27 @@ from spikeformers.data.metrics import primary_metric
 from spikeformers.distill.distiller import (
     DistillConfig,
     Distiller,
+    VocabularyMismatchError,
     init_embeddings_from_teacher,
 )
-from spikeformers.distill.teacher import freeze, load_teacher, load_tokenizer
+from spikeformers.distill.teacher import TeacherError, freeze, load_teacher, load_tokenizer
+from spikeformers.distributed import (
+    DistEnv,
+    check_global_batch,
+    evaluate_sharded,
+    init_distributed,
+    make_train_loader,
+)
 from spikeformers.evaluation import evaluate
 from spikeformers.models.base import CONFIG_NAME, SpikingModel, read_config
 from spikeformers.registry import is_saved_model, load_model
-from spikeformers.trainer import SupervisedObjective, TrainConfig, TrainResult, fit
+from spikeformers.trainer import (
+    SupervisedObjective,
+    TrainConfig,
+    TrainResult,
+    check_precision,
+    fit,
+)
 from spikeformers.utils.io import write_json
 from spikeformers.utils.seed import pick_device, seed_everything
 
@@ -57,8 +78,25 @@ TEACHER_TRAIN_DEFAULTS = TrainConfig(
 )
 
 
+# Longer texts are refused rather than tokenised (truncation to --max-length is normal and logged;
+# a megabyte in one example is almost always a broken file, e.g. a missing line break or quote).
+MAX_TEXT_CHARS = 1_000_000
+
+
 class RunDirError(ValueError):
     """An output directory cannot be used (it holds a different run)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointArgs:
+    """Periodic checkpoints and resuming (see ``docs/SCALING.md``)."""
+
+    save_every: int = 0
+    """Optimizer steps between checkpoints in ``OUT/checkpoints/step-N`` (0: none)."""
+    keep_last: int = 2
+    """Complete checkpoints kept."""
+    resume: bool = False
+    """Continue from the latest complete checkpoint (from scratch when there is none)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,8 +190,22 @@ def load_data(args: DataArgs) -> DatasetSplits:
             g = torch.Generator().manual_seed(args.split_seed)
             keep = sorted(torch.randperm(len(examples), generator=g)[:limit].tolist())
             splits = dataclasses.replace(splits, **{split: [examples[i] for i in keep]})
+    for split in ("train", "validation", "test"):
+        check_text_sizes(getattr(splits, split))
     logger.info("data %s: %s", splits.task.name, splits.sizes())
     return splits
+
+
+def check_text_sizes(examples: list[Example], limit: int = MAX_TEXT_CHARS) -> None:
+    """Refuse an example whose text is longer than ``limit`` characters (names its line)."""
+    for e in examples:
+        for text in (e.text, e.text_pair):
+            if text is not None and len(text) > limit:
+                raise DataError(
+                    f"a text of {len(text):,} characters (the limit is {limit:,}; texts are "
+                    f"truncated to --max-length tokens anyway): is a line break or quote missing?",
+                    path=e.source,
+                )
 
 
 def prepare_out_dir(out_dir: str | Path, kind: str, *, overwrite: bool = False) -> Path:
@@ -164,6 +216,8 @@ def prepare_out_dir(out_dir: str | Path, kind: str, *, overwrite: bool = False) 
     different run.
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out}: exists and is not a folder")
     rc = out / "run_config.json"
     if rc.is_file() and not overwrite:
         import json
@@ -221,14 +275,18 @@ def _loader(
     )
 
 
-def _attach_file_log(out: Path) -> logging.Handler:
+def _attach_file_log(out: Path, enabled: bool = True) -> logging.Handler | None:
+    if not enabled:  # other ranks of a distributed run: rank 0 writes run.log
+        return None
     handler = logging.FileHandler(out / "run.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("spikeformers").addHandler(handler)
     return handler
 
 
-def _detach_file_log(handler: logging.Handler) -> None:
+def _detach_file_log(handler: logging.Handler | None) -> None:
+    if handler is None:
+        return
     logging.getLogger("spikeformers").removeHandler(handler)
     handler.close()
 
@@ -244,14 +302,71 @@ def _evaluate_splits(
     args: DataArgs,
     cfg: TrainConfig,
     device: torch.device,
+    env: DistEnv | None = None,
 ) -> dict[str, dict]:
     out = {}
     for split in ("validation", "test"):
         examples = getattr(splits, split)
         if examples and all(e.label is not None for e in examples):
-            loader = _loader(examples, tokenizer, args, cfg.eval_batch_size, shuffle=False)
-            out[split] = evaluate(model, loader, splits.task, device)
+            run = _evaluator(
+                model, examples, tokenizer, args, cfg.eval_batch_size, splits.task, device, env
+            )
+            out[split] = run()
     return out
+
+
+def _evaluator(
+    model: nn.Module,
+    examples: list[Example],
+    tokenizer,
+    args: DataArgs,
+    batch_size: int,
+    task,
+    device: torch.device,
+    env: DistEnv | None,
+):
+    """A validation pass: ``evaluate`` in one process, sharded over ranks under torchrun."""
+    if env is None or not env.is_distributed:
+        loader = _loader(examples, tokenizer, args, batch_size, shuffle=False)
+        return lambda: evaluate(model, loader, task, device)
+    ds = encode_examples(examples, tokenizer, max_length=args.max_length)
+    pad = tokenizer.pad_token_id or 0
+    return lambda: evaluate_sharded(model, ds, task, env, batch_size=batch_size, pad_token_id=pad)
+
+
+def _train_loader(examples: list[Example], tokenizer, args: DataArgs, train: TrainConfig, env):
+    """This rank's share of every global batch (length-grouped, seeded per epoch)."""
+    ds = encode_examples(examples, tokenizer, max_length=args.max_length)
+    return make_train_loader(
+        ds,
+        global_batch_size=train.batch_size,
+        seed=train.seed,
+        pad_token_id=tokenizer.pad_token_id or 0,
+        env=env,
+        grad_accum=train.grad_accum,
+    )
+
+
+def _start_training(
+    out: Path,
+    env: DistEnv,
+    train: TrainConfig,
+    checkpointing: CheckpointArgs | None,
+    overwrite: bool,
+) -> ckpt.CheckpointConfig | None:
+    """Checks made before any data or model is loaded: batch split, precision, checkpoints."""
+    check_global_batch(train.batch_size, env.world_size, train.grad_accum)
+    check_precision(train.precision, env.device)
+    c = checkpointing or CheckpointArgs()
+    return ckpt.prepare(
+        out,
+        save_every=c.save_every,
+        keep_last=c.keep_last,
+        resume=c.resume,
+        overwrite=overwrite,
+        train_config=train,
+        is_main=env.is_main,
+    )
 
 
 def finetune_teacher(
@@ -263,6 +378,7 @@ def finetune_teacher(
     device: str | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
+    checkpointing: CheckpointArgs | None = None,
 ) -> dict:
     """Fine-tune a BERT-family teacher on a task and save it (``transformers`` format).
 
@@ -271,30 +387,32 @@ def finetune_teacher(
     """
     train = train or TEACHER_TRAIN_DEFAULTS
     out = prepare_out_dir(out_dir, "finetune-teacher", overwrite=overwrite)
-    log_handler = _attach_file_log(out)
+    env = init_distributed(device)
+    log_handler = _attach_file_log(out, env.is_main)
     try:
-        dev = pick_device(device)
+        dev = env.device
+        ckpt_cfg = _start_training(out, env, train, checkpointing, overwrite)
         seed_everything(train.seed)
         splits = load_data(data)
         tokenizer = load_tokenizer(teacher)
         model = load_teacher(
             teacher, num_labels=splits.task.num_labels, label_names=splits.task.label_names
         )
-        write_run_config(
-            out,
-            "finetune-teacher",
-            teacher=teacher,
-            data=data,
-            train=train,
-            device=dev,
-            data_info=splits.info,
-            task=splits.task,
-        )
-        train_loader = _loader(
-            splits.train, tokenizer, data, train.batch_size, shuffle=True, seed=train.seed
-        )
-        val_loader = _loader(
-            splits.validation, tokenizer, data, train.eval_batch_size, shuffle=False
+        if env.is_main:
+            write_run_config(
+                out,
+                "finetune-teacher",
+                teacher=teacher,
+                data=data,
+                train=train,
+                device=dev,
+                data_info=splits.info,
+                task=splits.task,
+                world_size=env.world_size,
+            )
+        train_loader = _train_loader(splits.train, tokenizer, data, train, env)
+        val_eval = _evaluator(
+            model, splits.validation, tokenizer, data, train.eval_batch_size, splits.task, dev, env
         )
         key, mode = _selection(splits)
         result = fit(
@@ -303,24 +421,30 @@ def finetune_teacher(
             train,
             device=dev,
             select_module=model,
-            evaluate_fn=lambda: evaluate(model, val_loader, splits.task, dev),
+            evaluate_fn=val_eval,
             select_key=key,
             select_mode=mode,
             log_path=out / "train_log.jsonl",
             desc="finetune-teacher",
             show_progress=show_progress,
+            checkpoint=ckpt_cfg,
+            dist_env=env,
         )
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        metrics = _final_metrics(model, splits, tokenizer, data, train, dev, result)
-        write_json(out / "metrics.json", metrics)
+        if env.is_main:
+            model.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+        metrics = _final_metrics(model, splits, tokenizer, data, train, dev, result, env)
+        if env.is_main:
+            write_json(out / "metrics.json", metrics)
         return metrics
     finally:
         _detach_file_log(log_handler)
 
 
-def _final_metrics(model, splits, tokenizer, data, train, dev, result: TrainResult) -> dict:
-    metrics: dict[str, Any] = _evaluate_splits(model, splits, tokenizer, data, train, dev)
+def _final_metrics(
+    model, splits, tokenizer, data, train, dev, result: TrainResult, env: DistEnv | None = None
+) -> dict:
+    metrics: dict[str, Any] = _evaluate_splits(model, splits, tokenizer, data, train, dev, env)
     metrics.update(
         task=splits.task.name,
         seconds=round(result.seconds, 2),
@@ -343,6 +467,12 @@ def _student(model: str, tokenizer, splits: DatasetSplits | None, overrides: dic
             return _with_new_head(student, splits)
         return load_model(model, **kw)
     if Path(model).exists():
+        if (Path(model) / CONFIG_NAME).is_file():
+            cfg = read_config(model)  # raises CheckpointError naming a corrupt config.json
+            raise ValueError(
+                f"--model {model}: {CONFIG_NAME} has model_type {cfg.get('model_type')!r}, not a "
+                "spikeformers model (`spikeformers list-models` lists the families)"
+            )
         raise ValueError(f"--model {model}: folder has no spikeformers {CONFIG_NAME}")
     kw = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id or 0, **overrides}
     if splits is not None:
@@ -374,6 +504,23 @@ def _check_vocab(student: SpikingModel, tokenizer, where: str) -> None:
         )
 
 
+def _check_same_vocabulary(student_tokenizer, teacher: str | None, where: str) -> None:
+    """A saved student brings its own tokenizer: it must be the teacher's, token for token."""
+    try:
+        teacher_tokenizer = load_tokenizer(teacher)
+    except TeacherError:
+        logger.warning("cannot load the teacher's tokenizer: not comparing vocabularies")
+        return
+    s_vocab, t_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
+    if s_vocab != t_vocab:
+        differ = sorted(set(s_vocab.items()) ^ set(t_vocab.items()))[:3]
+        raise VocabularyMismatchError(
+            f"{where}: the student's tokenizer ({len(s_vocab)} tokens) differs from the "
+            f"teacher's ({len(t_vocab)} tokens; e.g. {differ}); distil from the teacher whose "
+            "tokenizer the student was built with"
+        )
+
+
 def distill(
     *,
     stage: Literal["general", "task"],
@@ -389,6 +536,7 @@ def distill(
     device: str | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
+    checkpointing: CheckpointArgs | None = None,
 ) -> dict:
     """Distil a spiking student from a teacher (stage ``general`` or ``task``) and save it.
 
@@ -409,6 +557,7 @@ def distill(
         device: ``cpu``, ``cuda``, ``cuda:1``... (default: CUDA when present).
         overwrite: Allow replacing a different run in ``out_dir``.
         show_progress: Show progress bars.
+        checkpointing: Periodic checkpoints and resuming.
     """
     train = train or TrainConfig()
     data = data or DataArgs()
@@ -417,9 +566,11 @@ def distill(
         raise ValueError(f"distill_config.stage {dcfg.stage!r} != stage {stage!r}")
     command = f"distill-{stage}"
     out = prepare_out_dir(out_dir, command, overwrite=overwrite)
-    log_handler = _attach_file_log(out)
+    env = init_distributed(device)
+    log_handler = _attach_file_log(out, env.is_main)
     try:
-        dev = pick_device(device)
+        dev = env.device
+        ckpt_cfg = _start_training(out, env, train, checkpointing, overwrite)
         seed_everything(train.seed)
         fresh = not is_saved_model(model)
         tok_src = (
@@ -437,36 +588,42 @@ def distill(
             t_model = freeze(load_teacher(teacher, num_labels=splits.task.num_labels))
         student = _student(model, tokenizer, splits, model_overrides or {})
         _check_vocab(student, tokenizer, f"--model {model}")
+        if tok_src != teacher:
+            _check_same_vocabulary(tokenizer, teacher, f"--model {model}")
         if fresh and init_embeddings:
             init_embeddings_from_teacher(student, t_model)
         distiller = Distiller(student, t_model, dcfg)
-        write_run_config(
-            out,
-            command,
-            model=model,
-            teacher=teacher,
-            data=data,
-            unlabelled_file=unlabelled_file,
-            distill=dcfg,
-            train=train,
-            model_overrides=model_overrides,
-            init_embeddings=init_embeddings,
-            layer_map=distiller.layer_map,
-            device=dev,
-            student_config=student.config.to_dict(),
-            data_info=splits.info if splits else {"texts": len(examples)},
-        )
-        train_loader = _loader(
-            examples, tokenizer, data, train.batch_size, shuffle=True, seed=train.seed
-        )
+        if env.is_main:
+            write_run_config(
+                out,
+                command,
+                model=model,
+                teacher=teacher,
+                data=data,
+                unlabelled_file=unlabelled_file,
+                distill=dcfg,
+                train=train,
+                model_overrides=model_overrides,
+                init_embeddings=init_embeddings,
+                layer_map=distiller.layer_map,
+                device=dev,
+                student_config=student.config.to_dict(),
+                data_info=splits.info if splits else {"texts": len(examples)},
+                world_size=env.world_size,
+            )
+        train_loader = _train_loader(examples, tokenizer, data, train, env)
         if splits is not None:
-            val_loader = _loader(
-                splits.validation, tokenizer, data, train.eval_batch_size, shuffle=False
+            eval_fn = _evaluator(
+                student,
+                splits.validation,
+                tokenizer,
+                data,
+                train.eval_batch_size,
+                splits.task,
+                dev,
+                env,
             )
             key, mode = _selection(splits)
-
-            def eval_fn() -> dict:
-                return evaluate(student, val_loader, splits.task, dev)
         else:
             eval_fn, key, mode = None, None, "max"
         result = fit(
@@ -481,12 +638,15 @@ def distill(
             log_path=out / "train_log.jsonl",
             desc=command,
             show_progress=show_progress,
+            checkpoint=ckpt_cfg,
+            dist_env=env,
         )
-        student.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        _save_projections(distiller, out)
+        if env.is_main:
+            student.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+            _save_projections(distiller, out)
         if splits is not None:
-            metrics = _final_metrics(student, splits, tokenizer, data, train, dev, result)
+            metrics = _final_metrics(student, splits, tokenizer, data, train, dev, result, env)
         else:
             metrics = {
                 "seconds": round(result.seconds, 2),
@@ -494,7 +654,8 @@ def distill(
                 "texts": len(examples),
                 "parameters": student.num_parameters(),
             }
-        write_json(out / "metrics.json", metrics)
+        if env.is_main:
+            write_json(out / "metrics.json", metrics)
         return metrics
     finally:
         _detach_file_log(log_handler)
@@ -518,6 +679,14 @@ def _general_texts(data: DataArgs, unlabelled_file: str | None) -> list[str]:
         texts = [e.text if e.text_pair is None else f"{e.text} {e.text_pair}" for e in splits.train]
     if not texts:
         raise ValueError("the general stage found no text to distil on")
+    for i, t in enumerate(texts):
+        if len(t) > MAX_TEXT_CHARS:
+            where = unlabelled_file or "the training texts"
+            raise DataError(
+                f"text {i + 1} has {len(t):,} characters (the limit is {MAX_TEXT_CHARS:,}): is a "
+                "line break missing?",
+                path=where,
+            )
     return texts
 
 
@@ -532,6 +701,7 @@ def train_direct(
     device: str | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
+    checkpointing: CheckpointArgs | None = None,
 ) -> dict:
     """Train a spiking model directly with cross-entropy (no teacher): the baseline.
 
@@ -540,31 +710,35 @@ def train_direct(
     train = train or TrainConfig()
     data = data or DataArgs()
     out = prepare_out_dir(out_dir, "train", overwrite=overwrite)
-    log_handler = _attach_file_log(out)
+    env = init_distributed(device)
+    log_handler = _attach_file_log(out, env.is_main)
     try:
-        dev = pick_device(device)
+        dev = env.device
+        ckpt_cfg = _start_training(out, env, train, checkpointing, overwrite)
         seed_everything(train.seed)
         splits = load_data(data)
         saved_tok = is_saved_model(model) and (Path(model) / "tokenizer_config.json").is_file()
         tok = load_tokenizer(model if saved_tok else tokenizer)
         student = _student(model, tok, splits, model_overrides or {})
         _check_vocab(student, tok, f"--model {model}")
-        write_run_config(
-            out,
-            "train",
-            model=model,
-            tokenizer=tokenizer,
-            data=data,
-            train=train,
-            model_overrides=model_overrides,
-            device=dev,
-            data_info=splits.info,
-            student_config=student.config.to_dict(),
+        if env.is_main:
+            write_run_config(
+                out,
+                "train",
+                model=model,
+                tokenizer=tokenizer,
+                data=data,
+                train=train,
+                model_overrides=model_overrides,
+                device=dev,
+                data_info=splits.info,
+                student_config=student.config.to_dict(),
+                world_size=env.world_size,
+            )
+        train_loader = _train_loader(splits.train, tok, data, train, env)
+        val_eval = _evaluator(
+            student, splits.validation, tok, data, train.eval_batch_size, splits.task, dev, env
         )
-        train_loader = _loader(
-            splits.train, tok, data, train.batch_size, shuffle=True, seed=train.seed
-        )
-        val_loader = _loader(splits.validation, tok, data, train.eval_batch_size, shuffle=False)
         key, mode = _selection(splits)
         result = fit(
             SupervisedObjective(student),
@@ -572,17 +746,21 @@ def train_direct(
             train,
             device=dev,
             select_module=student,
-            evaluate_fn=lambda: evaluate(student, val_loader, splits.task, dev),
+            evaluate_fn=val_eval,
             select_key=key,
             select_mode=mode,
             log_path=out / "train_log.jsonl",
             desc="train",
             show_progress=show_progress,
+            checkpoint=ckpt_cfg,
+            dist_env=env,
         )
-        student.save_pretrained(out)
-        tok.save_pretrained(out)
-        metrics = _final_metrics(student, splits, tok, data, train, dev, result)
-        write_json(out / "metrics.json", metrics)
+        if env.is_main:
+            student.save_pretrained(out)
+            tok.save_pretrained(out)
+        metrics = _final_metrics(student, splits, tok, data, train, dev, result, env)
+        if env.is_main:
+            write_json(out / "metrics.json", metrics)
         return metrics
     finally:
         _detach_file_log(log_handler)

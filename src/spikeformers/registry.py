@@ -98,6 +98,14 @@ def model_class(model_type: str) -> type[SpikingModel]:
     return _FAMILIES[model_type]
 
 
+def variant_config_class(name: str) -> type:
+    """The config class of registered variant ``name`` (its family's ``config_class``)."""
+    _ensure_builtin()
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}")
+    return model_class(_MODELS[name].family).config_class
+
+
 def is_saved_model(path: str | Path) -> bool:
     """Whether ``path`` is a directory holding a saved spikeformers model."""
     from spikeformers.models.base import CONFIG_NAME, read_config

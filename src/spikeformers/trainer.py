@@ -5,11 +5,18 @@ Plain Python in small named functions: ``build_optimizer``, ``build_scheduler``,
 scalar loss terms with the total under ``"loss"`` (``SupervisedObjective`` for CE training, the
 ``Distiller`` for distillation). Model selection evaluates on the validation split, never on test,
 and restores the best weights of the selected module at the end.
+
+The same loop runs in one process or under ``torchrun`` (DDP around the objective, data sharded by
+:class:`~spikeformers.distributed.ShardedBatchSampler`, metrics reduced over ranks), with gradient
+accumulation, bf16/fp16 autocast, and periodic checkpoints (:mod:`spikeformers.checkpoint`) from
+which a killed run resumes to the same final weights. The loss is checked for NaN/inf on the device
+every step (no host sync) and the flag is read on log steps and before every checkpoint, so a
+checkpoint never holds a diverged model.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import json
 import logging
 import math
@@ -24,10 +31,23 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from spikeformers import checkpoint as ckpt
+from spikeformers.distributed import (
+    DistEnv,
+    ShardedBatchSampler,
+    all_gather_object,
+    all_reduce_sum,
+    broadcast_object,
+    current_env,
+    wrap_ddp,
+)
 from spikeformers.evaluation import forward_logits, to_device
 from spikeformers.models.base import classification_loss
 
 logger = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "bf16", "fp16"]
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +59,8 @@ class TrainConfig:
     max_steps: int | None = None
     """Stop after this many optimizer steps (overrides ``epochs`` when smaller)."""
     batch_size: int = 32
-    """Examples per optimizer step."""
+    """Examples per optimizer step: the global batch, over all processes and accumulation steps
+    (each process sees ``batch_size / (world_size * grad_accum)`` per micro-step)."""
     eval_batch_size: int = 64
     """Examples per evaluation batch."""
     lr: float = 5e-4
@@ -55,9 +76,14 @@ class TrainConfig:
     evals_per_epoch: int = 1
     """Validation passes per epoch (for model selection)."""
     log_every: int = 20
-    """Steps between log records."""
+    """Steps between log records; also how often the on-device NaN/inf flag of the loss is read
+    (it is read before every checkpoint too)."""
     seed: int = 0
     """Seed of initialisation, shuffling and dropout."""
+    grad_accum: int = 1
+    """Micro-batches accumulated per optimizer step on each process."""
+    precision: Precision = "fp32"
+    """``fp32``; ``bf16`` autocast (CPU or GPU); ``fp16`` autocast with a GradScaler (GPU only)."""
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 and not self.max_steps:
@@ -70,6 +96,35 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ValueError(f"unknown schedule {self.schedule!r}")
+        if self.grad_accum < 1:
+            raise ValueError(f"grad_accum must be >= 1, got {self.grad_accum}")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"batch_size (--batch-size) {self.batch_size} is not divisible by grad_accum "
+                f"(--grad-accum) {self.grad_accum}"
+            )
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be >= 1, got {self.log_every}")
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raise a clear error when ``precision`` cannot run on ``device``."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(
+            "--precision fp16 needs a CUDA GPU (it trains with a GradScaler); on CPU use "
+            "--precision bf16 or fp32"
+        )
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("--precision bf16: this GPU has no bfloat16 support; use fp16 or fp32")
+
+
+def autocast(precision: str, device_type: str) -> contextlib.AbstractContextManager:
+    """Autocast context for ``precision`` (a no-op for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, dtype=_AMP_DTYPES[precision])
 
 
 class SupervisedObjective(nn.Module):
@@ -126,24 +181,64 @@ def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
     return min(steps, cfg.max_steps) if cfg.max_steps else steps
 
 
+MicroBatches = list[tuple[dict[str, torch.Tensor], float]]
+
+
 def train_step(
     objective: nn.Module,
-    batch: dict[str, torch.Tensor],
+    batch: dict[str, torch.Tensor] | MicroBatches,
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler,
     params: list[nn.Parameter],
     grad_clip: float | None,
+    *,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, torch.Tensor]:
-    """One optimizer step; returns the detached loss terms (no host sync here)."""
-    terms = objective(batch)
-    loss = terms["loss"]
+    """One optimizer step over one batch or several micro-batches (gradient accumulation).
+
+    Args:
+        objective: The objective, or its DDP wrapper (gradients are then synchronised on the last
+            micro-batch only).
+        batch: A batch on the device, or ``[(batch, loss_scale), ...]``: each micro-batch's loss
+            is multiplied by its scale (see :class:`~spikeformers.distributed.ShardedBatchSampler`)
+            before ``backward``.
+        opt: Optimizer.
+        sched: Scheduler, stepped once.
+        params: The trained parameters (for clipping).
+        grad_clip: Max global gradient norm, or ``None``.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast on the batch's device).
+        scaler: GradScaler for fp16.
+
+    Returns:
+        The scale-weighted sums of the detached loss terms (no host sync here).
+    """
+    micro = [(batch, 1.0)] if isinstance(batch, dict) else list(batch)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    totals: dict[str, torch.Tensor] = {}
+    for k, (b, scale) in enumerate(micro):
+        device_type = b["input_ids"].device.type if "input_ids" in b else "cpu"
+        # DDP: all-reduce gradients once, on the last micro-batch
+        defer_sync = k < len(micro) - 1 and hasattr(objective, "no_sync")
+        with objective.no_sync() if defer_sync else contextlib.nullcontext():
+            with autocast(precision, device_type):
+                terms = objective(b)
+            loss = terms["loss"] * scale if scale != 1.0 else terms["loss"]
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        for name, v in terms.items():
+            v = v.detach().float() * scale
+            totals[name] = totals[name] + v if name in totals else v
+    if scaler is not None:
+        scaler.unscale_(opt)
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    opt.step()
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
     sched.step()
-    return {k: v.detach() for k, v in terms.items()}
+    return totals
 
 
 @dataclass
@@ -163,6 +258,75 @@ def _better(new: float, old: float | None, mode: str) -> bool:
     return old is None or (new > old if mode == "max" else new < old)
 
 
+class _LossWatch:
+    """Remembers the first step whose loss was NaN/inf, on the device (no host sync per step)."""
+
+    def __init__(self) -> None:
+        self.first: torch.Tensor | None = None  # () long, -1 while all losses are finite
+        self.value: torch.Tensor | None = None  # () float, the first bad loss
+
+    def update(self, loss: torch.Tensor, step: int) -> None:
+        if self.first is None:
+            self.first = torch.full((), -1, dtype=torch.long, device=loss.device)
+            self.value = torch.zeros((), dtype=torch.float32, device=loss.device)
+        take = ~torch.isfinite(loss) & (self.first < 0)
+        self.first = torch.where(take, torch.full_like(self.first, step), self.first)
+        self.value = torch.where(take, loss.float(), self.value)
+
+    def check(self, env: DistEnv, desc: str, last_good: Path | None, step: int) -> None:
+        """Raise ``FloatingPointError`` on every rank if any rank saw a non-finite loss."""
+        mine = (-1, 0.0) if self.first is None else (int(self.first), float(self.value))
+        bad = [r for r in all_gather_object(mine, env) if r[0] >= 0]
+        if bad:
+            first, value = min(bad)
+            where = f"; the last good checkpoint is {last_good}" if last_good else ""
+            raise FloatingPointError(
+                f"{desc}: loss became {value} at step {first} (checked on step {step}: the loss "
+                f"is checked every log interval and before each checkpoint){where}; lower --lr, "
+                "clip gradients (--grad-clip) or use --precision fp32"
+            )
+
+
+def _check_finite_weights(
+    params: list[nn.Parameter], desc: str, step: int, last_good: Path | None
+) -> None:
+    """Refuse to checkpoint NaN/inf weights (a finite loss can still step into them)."""
+    if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+        where = f"; the last good checkpoint is {last_good}" if last_good else ""
+        raise FloatingPointError(
+            f"{desc}: the weights became NaN/inf by step {step} (the loss was still finite){where}"
+        )
+
+
+def _reduce_terms(terms: dict[str, torch.Tensor], env: DistEnv) -> dict[str, float]:
+    """Global-batch means of the loss terms (host sync: log steps only)."""
+    names = sorted(terms)
+    t = torch.stack([terms[k] for k in names])
+    t = all_reduce_sum(t, env) / env.world_size
+    return dict(zip(names, t.tolist(), strict=True))
+
+
+@dataclass
+class _Selection:
+    best_state: dict[str, torch.Tensor] | None = None
+    best_value: float | None = None
+
+
+@dataclass
+class _Run:
+    """What a checkpoint saves and restores."""
+
+    objective: nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    cfg: TrainConfig
+    env: DistEnv
+    per_epoch: int
+    result: TrainResult
+    sel: _Selection = field(default_factory=_Selection)
+
+
 def fit(
     objective: nn.Module,
     train_loader: DataLoader,
@@ -176,47 +340,81 @@ def fit(
     log_path: Path | None = None,
     desc: str = "train",
     show_progress: bool = True,
+    checkpoint: ckpt.CheckpointConfig | None = None,
+    dist_env: DistEnv | None = None,
 ) -> TrainResult:
     """Train ``objective`` and keep the best state of ``select_module``.
 
     Args:
         objective: Module whose ``forward(batch)`` returns ``{"loss": ..., <terms>}`` and which
             has ``trainable_parameters()``.
-        train_loader: Yields collated batches.
+        train_loader: Yields collated batches. Distributed training, ``grad_accum > 1`` and
+            checkpoints need the loader of :func:`spikeformers.distributed.make_train_loader`.
         cfg: Optimisation settings.
         device: Where to train (the objective is moved there).
         select_module: Module whose weights are selected (the student or the teacher).
-        evaluate_fn: Validation pass returning a metrics dict; ``None`` keeps the last weights.
+        evaluate_fn: Validation pass returning a metrics dict (called on every rank);
+            ``None`` keeps the last weights.
         select_key: Metric used for selection (e.g. ``"accuracy"`` or ``"loss"``).
         select_mode: Whether larger (``"max"``) or smaller (``"min"``) is better.
-        log_path: JSON-lines file receiving training and validation records.
+        log_path: JSON-lines file receiving training and validation records (rank 0 only).
         desc: Progress-bar label.
-        show_progress: Show a tqdm bar per epoch.
+        show_progress: Show a tqdm bar per epoch (rank 0 only).
+        checkpoint: Periodic checkpoints and resuming; ``None``: neither.
+        dist_env: This process's place in a distributed job (default: from the process group).
     """
+    env = dist_env or current_env(device)
+    check_precision(cfg.precision, device)
     objective.to(device)
     params = objective.trainable_parameters()
     opt = build_optimizer(params, cfg)
-    per_epoch = len(train_loader)
+    sampler = train_loader.batch_sampler
+    if not isinstance(sampler, ShardedBatchSampler):
+        sampler = None
+        if env.is_distributed or cfg.grad_accum > 1 or checkpoint is not None:
+            raise ValueError(
+                "distributed training, grad_accum > 1 and checkpoints need the loader of "
+                "spikeformers.distributed.make_train_loader"
+            )
+    elif sampler.grad_accum != cfg.grad_accum or sampler.world_size != env.world_size:
+        raise ValueError("the train loader was built for another grad_accum or world size")
+    accum = cfg.grad_accum
+    per_epoch = sampler.num_global_batches if sampler else len(train_loader)
     if per_epoch == 0:
         raise ValueError("the training data is empty")
     steps_total = total_steps(cfg, per_epoch)
     sched = build_scheduler(opt, cfg, steps_total)
+    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
     eval_every = max(1, per_epoch // max(1, cfg.evals_per_epoch))
-    log = log_path.open("a", encoding="utf-8") if log_path else None
     result = TrainResult(steps=0, seconds=0.0)
-    best_state, best_value = None, None
+    run = _Run(objective, opt, sched, scaler, cfg, env, per_epoch, result)
+    sel = run.sel
+    prior_seconds, last_good = 0.0, None
+    if checkpoint is not None and checkpoint.resume:
+        resumed = _resume(run, checkpoint, log_path)
+        if resumed is not None:
+            last_good, prior_seconds = resumed
+    model = wrap_ddp(objective, env)
+    log = log_path.open("a", encoding="utf-8") if log_path and env.is_main else None
+    watch = _LossWatch()
     start = time.perf_counter()
     n_epochs = math.ceil(steps_total / per_epoch)
     logger.info(
-        "%s: %d steps (%d per epoch), %d parameters trained",
+        "%s: %d steps (%d per epoch), global batch %d = %d process(es) x %d accumulation x %d, "
+        "%s, %d parameters trained%s",
         desc,
         steps_total,
         per_epoch,
+        cfg.batch_size,
+        env.world_size,
+        accum,
+        cfg.batch_size // (env.world_size * accum),
+        cfg.precision,
         sum(p.numel() for p in params),
+        f", resuming after step {result.steps}" if result.steps else "",
     )
 
     def run_eval() -> None:
-        nonlocal best_state, best_value
         if evaluate_fn is None:
             return
         metrics = evaluate_fn()
@@ -226,9 +424,12 @@ def fit(
             log.write(json.dumps(record, default=float) + "\n")
             log.flush()
         value = metrics.get(select_key) if select_key else None
-        if value is not None and _better(value, best_value, select_mode):
-            best_value = value
-            best_state = copy.deepcopy({k: v.cpu() for k, v in select_module.state_dict().items()})
+        if value is not None and _better(value, sel.best_value, select_mode):
+            sel.best_value = value
+            # copy=True: own storage per tensor (tied weights stay loadable from safetensors)
+            sel.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in select_module.state_dict().items()
+            }
             result.best = record
         logger.info(
             "%s step %d validation %s",
@@ -237,44 +438,195 @@ def fit(
             {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)},
         )
 
+    def save() -> None:
+        nonlocal last_good
+        _check_finite_weights(params, desc, result.steps, last_good)
+        seconds = prior_seconds + time.perf_counter() - start
+        last_good = _save(run, checkpoint, log, seconds)
+
     try:
-        for epoch in range(n_epochs):
-            objective.train()
+        first_epoch, first_batch = divmod(result.steps, per_epoch)
+        for epoch in range(first_epoch, n_epochs):
+            if result.steps >= steps_total:
+                break
+            first = first_batch if epoch == first_epoch else 0
+            if sampler is not None:
+                sampler.set_epoch(epoch, first)
+            model.train()
             bar = tqdm(
-                train_loader,
+                total=per_epoch,
+                initial=first,
                 desc=f"{desc} epoch {epoch + 1}/{n_epochs}",
-                disable=not show_progress,
+                disable=not (show_progress and env.is_main),
                 leave=False,
                 dynamic_ncols=True,
             )
-            for i, batch in enumerate(bar):
+            batches = iter(train_loader)
+            for i in range(first, per_epoch):
+                micro = []
+                for _ in range(accum):
+                    b = next(batches)
+                    scale = b.pop("loss_scale", 1.0)
+                    micro.append((to_device(b, device), scale))
                 terms = train_step(
-                    objective, to_device(batch, device), opt, sched, params, cfg.grad_clip
+                    model,
+                    micro,
+                    opt,
+                    sched,
+                    params,
+                    cfg.grad_clip,
+                    precision=cfg.precision,
+                    scaler=scaler,
                 )
                 result.steps += 1
-                if result.steps % cfg.log_every == 0 or result.steps == steps_total:
-                    values = {k: float(v) for k, v in terms.items()}  # host sync on log steps only
-                    if not math.isfinite(values["loss"]):
-                        raise FloatingPointError(
-                            f"{desc}: loss became {values['loss']} at step {result.steps}"
-                        )
+                bar.update(1)
+                watch.update(terms["loss"], result.steps)
+                final = result.steps >= steps_total
+                log_due = result.steps % cfg.log_every == 0 or final
+                save_due = (
+                    checkpoint is not None
+                    and checkpoint.save_every > 0
+                    and result.steps % checkpoint.save_every == 0
+                )
+                if log_due or save_due:
+                    watch.check(env, desc, last_good, result.steps)
+                if log_due:
+                    values = _reduce_terms(terms, env)
                     bar.set_postfix({k: f"{v:.4f}" for k, v in values.items()})
                     if log:
                         rec = {"step": result.steps, "lr": sched.get_last_lr()[0], **values}
                         log.write(json.dumps(rec) + "\n")
-                if result.steps >= steps_total:
-                    break
-                if (i + 1) % eval_every == 0 and (i + 1) < per_epoch:
+                        log.flush()  # so a watcher (or a crash) sees progress
+                if final or i + 1 == per_epoch or (i + 1) % eval_every == 0:
                     run_eval()
-                    objective.train()
+                    model.train()
+                if save_due:
+                    save()
+                if final:
+                    break
             bar.close()
-            run_eval()
-            if result.steps >= steps_total:
-                break
     finally:
         if log:
             log.close()
-    if best_state is not None:
-        select_module.load_state_dict(best_state)
-    result.seconds = time.perf_counter() - start
+    if sel.best_state is not None:
+        select_module.load_state_dict(sel.best_state)
+    result.seconds = prior_seconds + time.perf_counter() - start
     return result
+
+
+def _save(run: _Run, checkpoint: ckpt.CheckpointConfig, log, seconds: float) -> Path:
+    """Write a checkpoint from rank 0 with every rank's RNG state; all ranks see the outcome."""
+    objective, opt, sched, scaler = run.objective, run.opt, run.sched, run.scaler
+    cfg, env, per_epoch, result, sel = run.cfg, run.env, run.per_epoch, run.result, run.sel
+    device = next(iter(objective.parameters())).device
+    rngs = all_gather_object(ckpt.capture_rng(device), env)
+    folder, error = checkpoint.dir / f"step-{result.steps}", None
+    if env.is_main:
+        try:
+            if log:
+                log.flush()
+            state = {
+                "step": result.steps,
+                "epoch": result.steps // per_epoch,
+                "batch_in_epoch": result.steps % per_epoch,
+                "steps_per_epoch": per_epoch,
+                "world_size": env.world_size,
+                "train_config": json.dumps(asdict(cfg)),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "rng": rngs,
+                "selection": json.dumps(
+                    {"best_value": sel.best_value, "best": result.best, "history": result.history},
+                    default=float,
+                ),
+                "log_offset": log.tell() if log else None,
+                "seconds": seconds,
+            }
+            folder = ckpt.save(
+                checkpoint.dir,
+                result.steps,
+                weights=ckpt.trainable_state(objective),
+                best=sel.best_state,
+                trainer_state=state,
+                meta={"train_config": asdict(cfg), "world_size": env.world_size},
+                keep_last=checkpoint.keep_last,
+            )
+            logger.debug("checkpoint %s", folder)
+        except Exception as e:  # reported on every rank below, then re-raised here
+            error = e
+    remote = broadcast_object(None if error is None else f"{type(error).__name__}: {error}", env)
+    if error is not None:
+        raise error
+    if remote is not None:
+        raise OSError(f"rank 0 could not write checkpoint step-{result.steps}: {remote}")
+    return folder
+
+
+def _resume(
+    run: _Run, checkpoint: ckpt.CheckpointConfig, log_path: Path | None
+) -> tuple[Path, float] | None:
+    """Restore the latest complete checkpoint; ``None`` when there is none (start from scratch)."""
+    objective, opt, sched, scaler = run.objective, run.opt, run.sched, run.scaler
+    cfg, env, per_epoch, result, sel = run.cfg, run.env, run.per_epoch, run.result, run.sel
+    found, loaded = None, None
+    if env.is_main:
+        try:
+            loaded = ckpt.load_latest(checkpoint.dir)
+            found = ("ok", str(loaded.folder)) if loaded else ("none", "")
+        except ckpt.CheckpointError as e:
+            found, loaded = ("error", str(e)), None
+    found = broadcast_object(found, env)
+    if found[0] == "error":
+        raise ckpt.CheckpointError(found[1])
+    if found[0] == "none":
+        logger.info("no checkpoint in %s: starting from scratch", checkpoint.dir)
+        return None
+    folder = Path(found[1])
+    if not env.is_main:
+        if not folder.is_dir():
+            raise ckpt.CheckpointError(
+                f"rank {env.rank} cannot see {folder}: resuming a multi-node run needs the "
+                "output folder on a filesystem shared by all nodes"
+            )
+        loaded = ckpt.load(folder)
+    state = loaded.state
+    ckpt.check_compatible(json.loads(state["train_config"]), cfg, folder)
+    if state["steps_per_epoch"] != per_epoch:
+        raise ValueError(
+            f"cannot resume from {folder}: it has {state['steps_per_epoch']} steps per epoch, this "
+            f"run {per_epoch}; the training data differs from the interrupted run's"
+        )
+    device = next(iter(objective.parameters())).device
+    ckpt.load_trainable_state(objective, loaded.weights, folder / ckpt.WEIGHTS)
+    try:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise ckpt.CheckpointError(f"{folder / ckpt.STATE}: does not fit this run ({e})") from e
+    rngs = state["rng"]
+    if len(rngs) != env.world_size:
+        logger.warning(
+            "checkpoint written by %d process(es), resumed on %d: data order and global batches "
+            "are the same, dropout randomness is not",
+            len(rngs),
+            env.world_size,
+        )
+    ckpt.restore_rng(rngs[env.rank % len(rngs)], device)
+    selection = json.loads(state["selection"])
+    result.steps = loaded.step
+    result.history = selection["history"]
+    result.best = selection["best"]
+    sel.best_value = selection["best_value"]
+    sel.best_state = loaded.best
+    if env.is_main:
+        ckpt.discard_after(checkpoint.dir, loaded.step)
+        offset = state.get("log_offset")
+        stale = offset is not None and log_path is not None and log_path.is_file()
+        if stale and log_path.stat().st_size > offset:  # drop records written after it
+            with log_path.open("r+b") as f:
+                f.truncate(offset)
+    logger.info("resumed from %s (step %d)", folder, loaded.step)
+    return folder, float(state.get("seconds", 0.0))

@@ -21,7 +21,7 @@ def _batch(b=3, n=7, seed=0):
 
 @pytest.mark.parametrize("name", list_models())
 def test_forward_shapes_and_binary_spikes(name):
-    model = create_model(name, **tiny_overrides(VOCAB, num_labels=3))
+    model = create_model(name, **tiny_overrides(VOCAB, num_labels=3, name=name))
     ids, mask = _batch()
     out = model(ids, attention_mask=mask, labels=torch.tensor([0, 1, 2]), output_hidden_states=True)
     assert out.logits.shape == (3, 3)
@@ -32,7 +32,7 @@ def test_forward_shapes_and_binary_spikes(name):
 
 @pytest.mark.parametrize("name", list_models())
 def test_backward_reaches_every_parameter(name):
-    model = create_model(name, **tiny_overrides(VOCAB))
+    model = create_model(name, **tiny_overrides(VOCAB, name=name))
     ids, mask = _batch(b=4, n=6)
     out = model(
         ids, attention_mask=mask, labels=torch.tensor([0, 1, 0, 1]), output_hidden_states=True
@@ -45,7 +45,7 @@ def test_backward_reaches_every_parameter(name):
 
 @pytest.mark.parametrize("name", list_models())
 def test_save_load_round_trip_gives_identical_logits(name, tmp_path):
-    model = create_model(name, **tiny_overrides(VOCAB)).eval()
+    model = create_model(name, **tiny_overrides(VOCAB, name=name)).eval()
     ids, mask = _batch()
     model.save_pretrained(tmp_path / "m")
     loaded = from_pretrained(tmp_path / "m").eval()
@@ -61,7 +61,7 @@ def test_save_load_round_trip_gives_identical_logits(name, tmp_path):
 
 @pytest.mark.parametrize("name", list_models())
 def test_train_and_eval_mode_agree_without_dropout(name):
-    model = create_model(name, **tiny_overrides(VOCAB))
+    model = create_model(name, **tiny_overrides(VOCAB, name=name))
     ids, mask = _batch()
     with torch.no_grad():
         a = model.train()(ids, attention_mask=mask).logits

@@ -19,8 +19,15 @@ NEURONS = ("bpsn", "lif")
 
 def tiny(neuron: str = "bpsn", **kw) -> SnnBertForSequenceClassification:
     """A tiny SNN-BERT (HF test size); ``tests.conftest.tiny_overrides`` minus ``time_steps``."""
-    cfg = dict(vocab_size=VOCAB, num_labels=2, num_layers=2, hidden_size=32, num_heads=4,
-               max_position_embeddings=64, neuron=neuron)
+    cfg = dict(
+        vocab_size=VOCAB,
+        num_labels=2,
+        num_layers=2,
+        hidden_size=32,
+        num_heads=4,
+        max_position_embeddings=64,
+        neuron=neuron,
+    )
     return create_model("snnbert-tiny", **{**cfg, **kw})
 
 
@@ -44,14 +51,16 @@ def test_padding_changes_no_real_token_and_not_the_logits(neuron):
     model = tiny(neuron).eval()
     ids = torch.randint(5, VOCAB, (2, 6))
     with torch.no_grad():
-        ref = model(ids, attention_mask=torch.ones_like(ids))
+        ref = model(ids, attention_mask=torch.ones_like(ids), output_hidden_states=True)
         for left, n in ((False, 3), (False, 10), (True, 4)):
             ids_p, mask_p = _pad(ids, n, left=left)
-            out = model(ids_p, attention_mask=mask_p)
+            out = model(ids_p, attention_mask=mask_p, output_hidden_states=True)
             real = slice(n, None) if left else slice(0, 6)
             torch.testing.assert_close(out.logits, ref.logits, rtol=1e-6, atol=1e-6)
             for h, h_ref in zip(out.hidden_states, ref.hidden_states, strict=True):
                 torch.testing.assert_close(h[:, real], h_ref, rtol=1e-5, atol=1e-5)
+            for a, a_ref in zip(out.attentions, ref.attentions, strict=True):
+                assert torch.equal(a[:, :, real, real], a_ref)  # integer counts: exact
 
 
 @pytest.mark.parametrize("neuron", NEURONS)
@@ -121,6 +130,7 @@ def test_attention_equals_the_qk_then_v_order(encoder):
     heads = attn._heads
     q, k, v = heads(seen["q"]), heads(seen["k"]), heads(seen["v"])  # (B, H, L, dh)
     ref = ((q @ k.transpose(-2, -1)) @ v) * attn.scale  # SpikeBERT's order
+    assert seen["ctx"].any(), "attention silent: the test would be vacuous"
     assert torch.equal(seen["ctx"], ref.transpose(1, 2).reshape(2, 9, 32))
 
 
@@ -128,10 +138,24 @@ def test_attention_equals_the_qk_then_v_order(encoder):
 def test_backward_reaches_every_parameter(neuron):
     model = tiny(neuron)
     ids, mask = _pad(torch.randint(5, VOCAB, (3, 5)), 2)
-    out = model(ids, attention_mask=mask, labels=torch.tensor([0, 1, 0]))
+    out = model(ids, attention_mask=mask, labels=torch.tensor([0, 1, 0]), output_hidden_states=True)
     (out.loss + sum(h.pow(2).mean() for h in out.hidden_states)).backward()
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
     assert len(out.hidden_states) == model.num_feature_layers == 2
+
+
+def test_distillation_features_only_when_asked_and_scores_zero_at_padding():
+    model = tiny()
+    ids, mask = _pad(torch.randint(5, VOCAB, (2, 5)), 3)
+    plain = model(ids, attention_mask=mask)
+    assert plain.hidden_states == [] and plain.attentions == []
+    out = model(ids, attention_mask=mask, output_hidden_states=True)
+    torch.testing.assert_close(out.logits, plain.logits, rtol=0, atol=0)
+    assert [tuple(a.shape) for a in out.attentions] == [(2, 4, 8, 8)] * 2  # [B, H, L, L]
+    for a in out.attentions:
+        assert not a[:, :, 5:].any() and not a[:, :, :, 5:].any()
+        counts = a / model.blocks[0].attn.scale
+        assert torch.equal(counts, counts.round())  # spike coincidence counts
 
 
 @pytest.mark.parametrize("neuron", NEURONS)
@@ -173,9 +197,16 @@ def test_distillation_steps_lower_the_loss(tokenizer):
     teacher = make_tiny_teacher(len(tokenizer))
     torch.manual_seed(0)
     student = tiny(vocab_size=len(tokenizer))  # width 32, as the teacher: no projections
-    distiller = Distiller(student, teacher, DistillConfig())
-    texts = ["the movie was great fun", "a dull and boring mess", "not very good",
-             "brilliant , moving story", "the plot is awful", "it was funny"]
+    # All five terms, the attention-score MSE included (student and teacher both have 4 heads).
+    distiller = Distiller(student, teacher, DistillConfig(w_attn=0.1))
+    texts = [
+        "the movie was great fun",
+        "a dull and boring mess",
+        "not very good",
+        "brilliant , moving story",
+        "the plot is awful",
+        "it was funny",
+    ]
     batch = dict(tokenizer(texts, padding=True, return_tensors="pt"))
     batch["labels"] = torch.tensor([1, 0, 0, 1, 0, 1])
     opt = torch.optim.AdamW(distiller.trainable_parameters(), lr=3e-3)

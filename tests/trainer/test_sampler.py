@@ -1,0 +1,51 @@
+"""ShardedBatchSampler: global batches independent of the world size, equal shares, resumable."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from spikeformers.distributed import ShardedBatchSampler, check_global_batch
+
+LENGTHS = [random.Random(0).randint(3, 40) for _ in range(45)]
+
+
+def sampler(world: int = 1, rank: int = 0, accum: int = 1, batch: int = 8) -> ShardedBatchSampler:
+    return ShardedBatchSampler(
+        LENGTHS, global_batch_size=batch, seed=3, world_size=world, rank=rank, grad_accum=accum
+    )
+
+
+@pytest.mark.parametrize(("world", "accum"), [(2, 1), (4, 1), (2, 2), (1, 4)])
+def test_shards_recompose_the_one_process_batches(world, accum):
+    one = sampler().global_batches(epoch=1)
+    shards = []
+    for r in range(world):
+        s = sampler(world, r, accum)
+        s.set_epoch(1)
+        shards.append(list(s))
+    assert {len(x) for x in shards} == {len(one) * accum}  # every rank: same number of batches
+    for step, batch in enumerate(one):
+        got, scale_sum = [], 0.0
+        for a in range(accum):
+            for r in range(world):
+                micro = shards[r][step * accum + a]
+                scale_sum += sum(s for _, s in micro) / max(len(micro), 1)
+                got += [i for i, s in micro if s > 0]
+        assert sorted(got) == sorted(batch)  # nothing lost or repeated (placeholders weigh 0)
+        assert scale_sum == pytest.approx(world)  # DDP divides by world: the global mean
+
+
+def test_epochs_differ_and_set_epoch_start_skips_batches():
+    s = sampler()
+    assert s.global_batches(0) != s.global_batches(1)
+    s.set_epoch(2, start=3)
+    assert len(s) == s.num_global_batches - 3
+    assert [[i for i, _ in b] for b in s] == s.global_batches(2)[3:]
+
+
+def test_global_batch_must_split_evenly():
+    assert check_global_batch(32, 4, 2) == 4
+    with pytest.raises(ValueError, match="--batch-size 30 .* not divisible by 4 process"):
+        check_global_batch(30, 4, 1)
