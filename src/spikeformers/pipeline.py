@@ -529,6 +529,7 @@ def distill(
     teacher: str | None = None,
     data: DataArgs | None = None,
     unlabelled_file: str | None = None,
+    augmented_file: str | None = None,
     distill_config: DistillConfig | None = None,
     train: TrainConfig | None = None,
     model_overrides: dict | None = None,
@@ -550,6 +551,9 @@ def distill(
             must be the fine-tuned teacher.
         data: The task data (validation split used for model selection in the task stage).
         unlabelled_file: Plain-text file for the general stage.
+        augmented_file: Task stage only: a JSON Lines transfer set written by
+            ``spikeformers augment`` (sentences with stored teacher logits) that replaces the
+            training split; validation and test stay the task's own.
         distill_config: Loss weights; defaults per stage.
         train: Optimisation settings.
         model_overrides: Config overrides for a fresh student (e.g. ``{"time_steps": 4}``).
@@ -564,6 +568,8 @@ def distill(
     dcfg = distill_config or DistillConfig.for_stage(stage)
     if dcfg.stage != stage:
         raise ValueError(f"distill_config.stage {dcfg.stage!r} != stage {stage!r}")
+    if augmented_file and stage != "task":
+        raise ValueError("--augmented-file is a task-stage option (stage 2)")
     command = f"distill-{stage}"
     out = prepare_out_dir(out_dir, command, overwrite=overwrite)
     env = init_distributed(device)
@@ -584,6 +590,10 @@ def distill(
             t_model = freeze(load_teacher(teacher))
         else:
             splits = load_data(data)
+            if augmented_file:
+                from spikeformers.augment import augmented_splits
+
+                splits = augmented_splits(splits, augmented_file)
             examples = splits.train
             t_model = freeze(load_teacher(teacher, num_labels=splits.task.num_labels))
         student = _student(model, tokenizer, splits, model_overrides or {})
@@ -601,6 +611,7 @@ def distill(
                 teacher=teacher,
                 data=data,
                 unlabelled_file=unlabelled_file,
+                augmented_file=augmented_file,
                 distill=dcfg,
                 train=train,
                 model_overrides=model_overrides,
@@ -766,15 +777,21 @@ def train_direct(
         _detach_file_log(log_handler)
 
 
-def load_any(model_dir: str | Path) -> tuple[nn.Module, Any]:
-    """Load a saved student or teacher run directory with its tokenizer."""
+def load_any(model_dir: str | Path, overrides: dict | None = None) -> tuple[nn.Module, Any]:
+    """Load a saved student or teacher run directory with its tokenizer.
+
+    ``overrides`` changes a saved spiking model's config at load time (inference settings such
+    as ``time_steps``); a ``transformers`` teacher takes none.
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ValueError(f"--model {model_dir}: no such directory")
     cfg = read_config(model_dir)
     tokenizer = load_tokenizer(model_dir)
     if is_saved_model(model_dir):
-        return load_model(model_dir), tokenizer
+        return load_model(model_dir, **(overrides or {})), tokenizer
+    if overrides:
+        raise ValueError(f"--set: {model_dir} is not a spikeformers model; it takes no overrides")
     if cfg.get("model_type") is None:
         raise ValueError(f"{model_dir / CONFIG_NAME}: no model_type")
     from transformers import AutoModelForSequenceClassification
@@ -791,11 +808,16 @@ def evaluate_model(
     split: Literal["train", "validation", "test"] = "test",
     batch_size: int = 64,
     device: str | None = None,
+    model_overrides: dict | None = None,
 ) -> dict:
-    """Score a saved student or teacher on a split: task metrics and firing rates."""
+    """Score a saved student or teacher on a split: task metrics and firing rates.
+
+    ``model_overrides`` sets inference-time config of a saved spiking model, e.g.
+    ``{"time_steps": 64}`` to evaluate a SpikingBERT student at another ``T``.
+    """
     data = data or DataArgs()
     dev = pick_device(device)
-    model, tokenizer = load_any(model_dir)
+    model, tokenizer = load_any(model_dir, model_overrides)
     splits = load_data(data)
     examples = getattr(splits, split)
     if not examples:
@@ -814,6 +836,8 @@ def evaluate_model(
     metrics.update(
         split=split, task=splits.task.name, seconds=round(time.perf_counter() - start, 2)
     )
+    if model_overrides:
+        metrics["model_overrides"] = dict(model_overrides)
     return metrics
 
 

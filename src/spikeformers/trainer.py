@@ -146,14 +146,20 @@ class SupervisedObjective(nn.Module):
 
 
 def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not biases, norm scales or 1-D parameters)."""
+    """AdamW with weight decay on matrices only (not biases, norm scales or 1-D parameters).
+
+    The fused kernel is used where PyTorch has one (float parameters on CPU or CUDA): on CPU it
+    updates a large word embedding several times faster than the default ``foreach`` path, and
+    that update is a large share of a small student's step.
+    """
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused or None)
 
 
 def build_scheduler(

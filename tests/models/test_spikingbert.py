@@ -269,29 +269,10 @@ def test_padding_leaves_real_tokens_unchanged():
 
 @functools.cache
 def _equilibrium_errors(T: int) -> dict[str, float]:
-    """Mean and max ``|a_snn - F_local(a_snn)|`` per population over both layers at ``T`` steps.
-
-    ``F_local`` evaluates each population at the SNN's own input rates, so for K and V (linear
-    in their input) the error is the IF neuron's ``u[T] / (T V_th)``.
-    """
+    """Mean and max ``|a_snn - F_local(a_snn)|`` per population over both layers at ``T`` steps."""
     model = _small(feedback=False, forward_mode="snn")
     ids, mask, _ = _inputs()
-    with torch.no_grad():
-        x = model.embeddings(ids)
-        bias = model.attention_bias(mask, x.dtype)
-        rates, _ = model.simulate(x, bias, time_steps=T)
-        errs = {p: [] for p in POPULATIONS}
-        h = x
-        for layer, z in zip(model.layers, rates, strict=True):
-            gap = (layer.rate_map(z, h, bias, local=True) - z).abs()
-            for p, e in zip(POPULATIONS, layer.unpack(gap), strict=True):
-                errs[p].append(e.flatten())
-            h = layer.unpack(z).o
-    out = {}
-    for p, es in errs.items():
-        e = torch.cat(es)
-        out[f"{p}_mean"], out[f"{p}_max"] = e.mean().item(), e.max().item()
-    return out
+    return model.equilibrium_gaps(ids, mask, time_steps=T)
 
 
 STEPS = (16, 64, 256)

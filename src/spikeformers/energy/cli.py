@@ -14,7 +14,13 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["add_energy_arguments", "add_report_arguments", "run_energy", "run_report"]
+__all__ = [
+    "add_energy_arguments",
+    "add_report_arguments",
+    "energy_of_run",
+    "run_energy",
+    "run_report",
+]
 
 
 def _has_option(parser: argparse.ArgumentParser, flag: str) -> bool:
@@ -53,6 +59,12 @@ def add_energy_arguments(parser: argparse.ArgumentParser) -> None:
         help="module-name pattern reported but left out of the totals, e.g. "
         "'transforms' for distillation-only heads (repeatable)",
     )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="inference-time config of a saved spiking model, e.g. time_steps=64",
+    )
     parser.add_argument("--output", help="where to write the JSON (default: MODEL/energy.json)")
     parser.add_argument("--max-rows", type=int, help="print at most this many per-layer rows")
     parser.add_argument("--json", action="store_true", help="print the JSON instead of the table")
@@ -69,52 +81,98 @@ def _loader(examples, tokenizer, max_length: int, batch_size: int):
     )
 
 
-def run_energy(args: argparse.Namespace) -> int:
-    """Count and price a saved model (and teacher) on a split; print and write ``energy.json``."""
-    from spikeformers.cli import _data_args
+def energy_of_run(
+    model_dir: str | Path,
+    data,
+    *,
+    split: str = "test",
+    teacher_dir: str | Path | None = None,
+    max_samples: int | None = None,
+    batch_size: int = 1,
+    table: str = "45nm",
+    exclude: list[str] | None = None,
+    device: str | None = None,
+    model_overrides: dict | None = None,
+):
+    """Count and price a saved model (and its teacher) on a split of ``data``.
+
+    Args:
+        model_dir: Saved student (or teacher) folder.
+        data: :class:`~spikeformers.pipeline.DataArgs` naming the texts.
+        split: ``train``, ``validation`` or ``test``.
+        teacher_dir: Fine-tuned teacher folder, counted on the same texts.
+        max_samples: Count only the first N texts of the split.
+        batch_size: Texts per forward (1: nothing padded, exact per-text counts).
+        table: Price table name, ``key=value`` overrides or a JSON file.
+        exclude: Module-name patterns reported but left out of the totals.
+        device: ``cpu``, ``cuda``... (default: CUDA when present).
+        model_overrides: Inference-time config of a saved spiking model (e.g. ``time_steps``).
+
+    Returns:
+        ``(report, payload)``: the :class:`EnergyReport` and the ``energy.json`` dict.
+    """
     from spikeformers.energy.constants import get_table
     from spikeformers.energy.estimate import estimate
     from spikeformers.pipeline import load_any, load_data
-    from spikeformers.utils.io import write_json
     from spikeformers.utils.seed import pick_device
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.max_samples is not None and args.max_samples < 1:
-        raise ValueError(f"--max-samples must be >= 1, got {args.max_samples}")
-    table = get_table(args.table)
-    device = pick_device(getattr(args, "device", None))
-    data = _data_args(args)
-    model, tokenizer = load_any(args.model)
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    if max_samples is not None and max_samples < 1:
+        raise ValueError(f"--max-samples must be >= 1, got {max_samples}")
+    prices = get_table(table)
+    dev = pick_device(device)
+    model, tokenizer = load_any(model_dir, model_overrides)
     splits = load_data(data)
-    examples = list(getattr(splits, args.split))[: args.max_samples]
+    examples = list(getattr(splits, split))[:max_samples]
     if not examples:
-        raise ValueError(f"the {args.split} split of {splits.task.name} is empty")
-    loader = _loader(examples, tokenizer, data.max_length, args.batch_size)
+        raise ValueError(f"the {split} split of {splits.task.name} is empty")
+    loader = _loader(examples, tokenizer, data.max_length, batch_size)
     teacher, teacher_loader = None, None
-    if args.teacher:
-        teacher, teacher_tok = load_any(args.teacher)
-        teacher.to(device)
-        teacher_loader = _loader(examples, teacher_tok, data.max_length, args.batch_size)
-    model.to(device)
+    if teacher_dir:
+        teacher, teacher_tok = load_any(teacher_dir)
+        teacher.to(dev)
+        teacher_loader = _loader(examples, teacher_tok, data.max_length, batch_size)
+    model.to(dev)
     report = estimate(
         model,
         loader,
-        table=table,
+        table=prices,
         teacher=teacher,
         teacher_batches=teacher_loader,
-        exclude=args.exclude,
+        exclude=exclude,
     )
     payload = {
         **report.to_dict(),
-        "model_dir": str(args.model),
-        "teacher_dir": str(args.teacher) if args.teacher else None,
+        "model_dir": str(model_dir),
+        "teacher_dir": str(teacher_dir) if teacher_dir else None,
         "task": splits.task.name,
-        "split": args.split,
-        "batch_size": args.batch_size,
+        "split": split,
+        "batch_size": batch_size,
         "max_length": data.max_length,
-        "device": str(device),
+        "device": str(dev),
+        "model_overrides": dict(model_overrides or {}),
     }
+    return report, payload
+
+
+def run_energy(args: argparse.Namespace) -> int:
+    """Count and price a saved model (and teacher) on a split; print and write ``energy.json``."""
+    from spikeformers.cli import _data_args, _parse_overrides
+    from spikeformers.utils.io import write_json
+
+    report, payload = energy_of_run(
+        args.model,
+        _data_args(args),
+        split=args.split,
+        teacher_dir=args.teacher,
+        max_samples=args.max_samples,
+        batch_size=args.batch_size,
+        table=args.table,
+        exclude=args.exclude,
+        device=getattr(args, "device", None),
+        model_overrides=_parse_overrides(args.set),
+    )
     out = Path(args.output) if args.output else Path(args.model) / "energy.json"
     write_json(out, payload)
     logger.info("wrote %s", out)

@@ -450,6 +450,46 @@ class SpikingBertForSequenceClassification(SpikingModel):
         return [c / steps for c in counts], steps
 
     @torch.no_grad()
+    def equilibrium_gaps(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        time_steps: int | None = None,
+    ) -> dict[str, float]:
+        """How far the simulated rates are from the rate map, per population.
+
+        Runs the SNN for ``time_steps`` steps and returns, over all layers and real tokens, the
+        mean and max of ``|F_local(a) - a|`` for each population (keys ``k_mean``, ``k_max``,
+        ... ``o_max``). ``F_local`` evaluates each population at the SNN's own input rates, so for
+        K and V (linear in their input) the gap is the IF neuron's ``u[T] / (T V_th)`` and falls
+        like ``1/T``; the LayerNorm populations S and O keep a gap (the mean of ``LN(current)``
+        is not ``LN`` of the mean current).
+
+        Shapes: ``input_ids [B, L]``, ``attention_mask [B, L]`` (1 real, 0 padding) or ``None``.
+        """
+        x = self.embeddings(input_ids)
+        bias = self.attention_bias(attention_mask, x.dtype)
+        rates, _ = self.simulate(x, bias, time_steps=time_steps)
+        real = (
+            torch.ones(input_ids.shape, dtype=torch.bool, device=x.device)
+            if attention_mask is None
+            else attention_mask.bool()
+        )
+        errs: dict[str, list[torch.Tensor]] = {p: [] for p in POPULATIONS}
+        h = x
+        for layer, z in zip(self.layers, rates, strict=True):
+            gap = (layer.rate_map(z, h, bias, local=True) - z).abs()
+            for p, e in zip(POPULATIONS, layer.unpack(gap), strict=True):
+                errs[p].append(e[real].flatten())
+            h = layer.unpack(z).o
+        out = {}
+        for p, es in errs.items():
+            e = torch.cat(es)
+            out[f"{p}_mean"], out[f"{p}_max"] = e.mean().item(), e.max().item()
+        return out
+
+    @torch.no_grad()
     def solve_equilibrium(
         self, x: torch.Tensor, bias: torch.Tensor | None
     ) -> tuple[list[torch.Tensor], list[SolverStats]]:
