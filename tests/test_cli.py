@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+import torch
 
 from spikeformers.cli import COMMANDS, main
 from tests.conftest import WORDS
@@ -319,3 +320,104 @@ def test_out_dir_holding_another_run_is_refused(tmp_path, tiny_teacher_dir, csv_
     )
     assert code == 2
     assert "already holds a finetune-teacher run" in capsys.readouterr().err
+
+
+def _run(argv: list[str]) -> int:
+    return main(argv)
+
+
+def test_task_stage_options_freeze_augmented_file_and_evaluate_overrides(
+    tmp_path, tiny_teacher_dir, csv_data, capsys
+):
+    from spikeformers import from_pretrained
+
+    data, teacher = _data_flags(csv_data), str(tiny_teacher_dir)
+    s1 = tmp_path / "s1"
+    assert (
+        _run(
+            [
+                "distill",
+                "--stage",
+                "general",
+                "--model",
+                "spikebert-tiny",
+                "--teacher",
+                teacher,
+                *TINY,
+                *data,
+                *FAST,
+                "--out",
+                str(s1),
+            ]
+        )
+        == 0
+    )
+    # an augmented transfer set: two sentences with stored teacher logits (not the live teacher's)
+    aug = tmp_path / "aug.jsonl"
+    rows = [
+        {"sentence": "a great fun movie", "label": 1, "teacher_logits": [-3.0, 3.0]},
+        {"sentence": "a dull boring mess", "label": 0, "teacher_logits": [2.5, -2.5]},
+    ] * 4
+    aug.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s2 = tmp_path / "s2"
+    assert (
+        _run(
+            [
+                "distill",
+                "--stage",
+                "task",
+                "--model",
+                str(s1),
+                "--teacher",
+                teacher,
+                "--augmented-file",
+                str(aug),
+                "--freeze-embeddings",
+                *data,
+                *FAST,
+                "--out",
+                str(s2),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    m1, m2 = from_pretrained(s1), from_pretrained(s2)
+    assert torch.equal(m1.get_input_embeddings().weight, m2.get_input_embeddings().weight)
+    before, after = m1.state_dict(), m2.state_dict()
+    changed = [k for k in before if k in after and not torch.equal(before[k], after[k])]
+    assert len(changed) > 5  # everything else trained
+    rc = json.loads((s2 / "run_config.json").read_text())
+    assert rc["augmented_file"] == str(aug) and rc["freeze_embeddings"] is True
+    assert rc["data_info"]["sizes"]["train"] == 8  # the augmented rows replaced the 48 originals
+
+    # the augmented file is a task-stage option only
+    assert (
+        _run(
+            [
+                "distill",
+                "--stage",
+                "general",
+                "--model",
+                "spikebert-tiny",
+                "--teacher",
+                teacher,
+                "--augmented-file",
+                str(aug),
+                *TINY,
+                *data,
+                *FAST,
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
+    assert "task-stage option" in capsys.readouterr().err
+
+    # inference-time overrides: the same weights run for more time steps
+    assert _run(["evaluate", "--model", str(s2), *data, "--set", "time_steps=5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model_overrides"] == {"time_steps": 5}
+    assert _run(["evaluate", "--model", teacher, *data, "--set", "time_steps=5"]) == 2
+    assert "takes no overrides" in capsys.readouterr().err

@@ -234,6 +234,7 @@ def cmd_distill(a: argparse.Namespace) -> int:
             train=_train_config(a),
             model_overrides=_parse_overrides(a.set),
             init_embeddings=not a.no_init_embeddings,
+            freeze_embeddings=a.freeze_embeddings,
             device=a.device,
             overwrite=a.overwrite,
             show_progress=not a.no_progress,
@@ -445,6 +446,11 @@ def _build_distill(p: argparse.ArgumentParser) -> None:
         "--no-init-embeddings",
         action="store_true",
         help="do not copy the teacher's word embeddings into a fresh student",
+    )
+    p.add_argument(
+        "--freeze-embeddings",
+        action="store_true",
+        help="keep the student's word embeddings fixed (less overfitting on small task data)",
     )
     p.add_argument(
         "--set",

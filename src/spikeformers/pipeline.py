@@ -534,6 +534,7 @@ def distill(
     train: TrainConfig | None = None,
     model_overrides: dict | None = None,
     init_embeddings: bool = True,
+    freeze_embeddings: bool = False,
     device: str | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
@@ -558,6 +559,8 @@ def distill(
         train: Optimisation settings.
         model_overrides: Config overrides for a fresh student (e.g. ``{"time_steps": 4}``).
         init_embeddings: Copy the teacher's word embeddings into a fresh student (same width).
+        freeze_embeddings: Keep the student's word embeddings fixed (on small task data the
+            embedding of a 30k vocabulary is most of the parameters and overfits first).
         device: ``cpu``, ``cuda``, ``cuda:1``... (default: CUDA when present).
         overwrite: Allow replacing a different run in ``out_dir``.
         show_progress: Show progress bars.
@@ -602,6 +605,8 @@ def distill(
             _check_same_vocabulary(tokenizer, teacher, f"--model {model}")
         if fresh and init_embeddings:
             init_embeddings_from_teacher(student, t_model)
+        if freeze_embeddings:
+            student.get_input_embeddings().weight.requires_grad_(False)
         distiller = Distiller(student, t_model, dcfg)
         if env.is_main:
             write_run_config(
@@ -616,6 +621,7 @@ def distill(
                 train=train,
                 model_overrides=model_overrides,
                 init_embeddings=init_embeddings,
+                freeze_embeddings=freeze_embeddings,
                 layer_map=distiller.layer_map,
                 device=dev,
                 student_config=student.config.to_dict(),
