@@ -136,10 +136,27 @@ class SpikingModel(nn.Module):
 
     @property
     def num_feature_layers(self) -> int:
-        """How many entries ``hidden_states`` holds (the student depth for layer mapping)."""
-        raise NotImplementedError
+        """How many entries ``hidden_states`` holds (the student depth for layer mapping).
+
+        Default: ``config.num_layers`` (one feature per block).
+        """
+        return self.config.num_layers
 
     # -- shared ------------------------------------------------------------------------------
+    def _init_weights(self, m: nn.Module) -> None:
+        """BERT-style initialisation, for ``self.apply``: ``N(0, initializer_range)`` weights
+        (default 0.02) for linear layers and embeddings, zero biases and a zero padding row."""
+        std = getattr(self.config, "initializer_range", 0.02)
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=std)
+            if m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
+
     def num_parameters(self) -> int:
         """Number of parameters."""
         return sum(p.numel() for p in self.parameters())

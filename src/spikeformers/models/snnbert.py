@@ -41,6 +41,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from spikeformers.layers.feature import FeatureTransform
 from spikeformers.models.base import (
     ClassifierOutput,
     ModelConfig,
@@ -334,18 +335,6 @@ class SnnBertBlock(nn.Module):
         return x + self.mlp(x, mask), scores
 
 
-class FeatureTransform(nn.Module):
-    """``Linear(D, D) + LN`` of a block's output, used only for distillation."""
-
-    def __init__(self, cfg: SnnBertConfig) -> None:
-        super().__init__()
-        self.linear = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.norm(self.linear(x))
-
-
 @register_family
 class SnnBertForSequenceClassification(SpikingModel):
     """SNN-BERT with a classification head. See the module docstring for the architecture."""
@@ -366,29 +355,16 @@ class SnnBertForSequenceClassification(SpikingModel):
         else:
             self.encode = HeavisideEncoder(build_surrogate(cfg.surrogate, cfg.surrogate_alpha))
         self.blocks = nn.ModuleList(SnnBertBlock(cfg) for _ in range(cfg.num_layers))
-        self.transforms = nn.ModuleList(FeatureTransform(cfg) for _ in range(cfg.num_layers))
+        self.transforms = nn.ModuleList(
+            FeatureTransform(cfg.hidden_size, cfg.layer_norm_eps) for _ in range(cfg.num_layers)
+        )
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
         self.apply(self._init_weights)
 
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, std=0.02)
-            if m.padding_idx is not None:
-                with torch.no_grad():
-                    m.weight[m.padding_idx].zero_()
-
     def get_input_embeddings(self) -> nn.Embedding:  # noqa: D102
         return self.embeddings
-
-    @property
-    def num_feature_layers(self) -> int:  # noqa: D102
-        return self.config.num_layers
 
     def embed(self, input_ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised token + position embeddings ``[B, L, D]`` before spike encoding.

@@ -374,24 +374,8 @@ class SpikingBertForSequenceClassification(SpikingModel):
         self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
         self.apply(self._init_weights)
 
-    def _init_weights(self, m: nn.Module) -> None:
-        std = self.config.initializer_range
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, std=std)
-            if m.padding_idx is not None:
-                with torch.no_grad():
-                    m.weight[m.padding_idx].zero_()
-
     def get_input_embeddings(self) -> nn.Embedding:  # noqa: D102
         return self.embeddings.word_embeddings
-
-    @property
-    def num_feature_layers(self) -> int:  # noqa: D102
-        return self.config.num_layers
 
     @staticmethod
     def attention_bias(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
