@@ -9,16 +9,22 @@ individual coding, and that individual coding needs far fewer operations than re
    (all tokens in parallel) vs ``neuron="lif"`` (a LIF looping over the ``L`` tokens), same
    weights seed, same random data: median wall time of ``--steps`` steps (forward + backward +
    AdamW; direct training with cross-entropy, no distillation features) after ``--warmup``
-   steps. The settings are timed in one process, interleaved step by step, so that all of them
-   see the same background load.
+   steps, and of its forward + backward part alone (the rest is AdamW, which is the same for
+   both neurons: on CPU it is a large fixed share because of the ``V x D`` embedding table).
+   The settings are timed in one process, interleaved step by step, so that all of them see the
+   same background load.
 2. **Memory**, each (neuron, L) in a fresh subprocess: ``saved_MB``, the activations autograd
    saves for backward in one forward (unique storages, parameters excluded, via
    ``torch.autograd.graph.saved_tensors_hooks``: the part the neuron choice changes, the same on
-   CPU and CUDA); and the peak of the whole step: on CUDA
-   ``torch.cuda.max_memory_allocated`` minus the memory allocated before the first step, on CPU
-   the process's peak RSS (``ru_maxrss``) minus its RSS before the first step (coarser: it also
-   counts allocator caching and fragmentation). Both deltas include gradients and AdamW state
-   (two steps run).
+   CPU and CUDA; a custom autograd Function's ``save_for_backward`` goes through the same hooks);
+   and ``step_peak_MB``, the peak of live tensor bytes during one training step (the second one,
+   so the AdamW state already exists) above the live bytes at its start: activations, gradients
+   and temporaries. It is allocator-level on both devices: ``torch.cuda.max_memory_allocated`` on
+   CUDA, the CPU allocator's running total from ``torch.profiler`` (``profile_memory=True``) on
+   CPU. ``static_MB`` (parameters + AdamW state) is added for ``total_peak_MB``. The old CPU
+   measure, peak RSS (``ru_maxrss``) minus the RSS before the first step, is kept in the JSON as
+   ``rss_peak_delta_MB`` only: ``ru_maxrss`` is a process-lifetime maximum that also counts the
+   allocator's caching and fragmentation and the model construction, so it is coarse.
 3. **Synaptic operations per sequence** (forward, one sequence of ``L`` tokens), counted by
    forward pre-hooks on every ``nn.Linear`` inside the blocks: a Linear whose input holds
    non-negative integer spike counts costs ``sum(input) * out_features`` accumulates (one per
@@ -28,6 +34,11 @@ individual coding, and that individual coding needs far fewer operations than re
    randomly initialised, so firing rates are those at initialisation, not of trained models.
    The dense bound (every input spiking once) is ``L * N * (4 + 2r) * D^2`` for individual coding
    and ``T`` times that for repeat coding.
+4. **Neuron only**: one neuron layer of width ``D`` exactly as the model builds it (BPSN vs
+   ``TokenLIF``), forward + backward of ``sum(spikes * w)`` on a random ``[B, L, D]`` input with
+   an all-ones mask (as the model gets): median wall time of ``--neuron-reps`` interleaved
+   repetitions, saved activations and allocator-level peak, measured in this process. It
+   isolates the neuron from the ``Linear`` layers, embeddings and optimiser that dominate a step.
 
 Usage::
 
@@ -52,13 +63,18 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
 import spikeformers
-from spikeformers.models.snnbert import SnnBertConfig, SnnBertForSequenceClassification
+from spikeformers.models.snnbert import (
+    SnnBertConfig,
+    SnnBertForSequenceClassification,
+    build_token_neuron,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bpsn_vs_lif.json"
 
@@ -83,6 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-steps", type=int, default=4, help="T of the repeat-coding baseline")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+    p.add_argument(
+        "--neuron-reps", type=int, default=20, help="timed reps of the neuron-only comparison"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads; 0 = torch default")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument(
@@ -128,9 +147,9 @@ def _peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB else
 
 
-def saved_activation_mb(model: nn.Module, batch: dict) -> float:
-    """MiB of distinct non-parameter storages autograd saves during one forward."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+def saved_tensor_mb(module: nn.Module, forward: Callable[[], object]) -> float:
+    """MiB of distinct non-parameter storages autograd saves while ``forward()`` runs."""
+    params = {p.untyped_storage().data_ptr() for p in module.parameters()}
     seen: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -140,13 +159,64 @@ def saved_activation_mb(model: nn.Module, batch: dict) -> float:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = model(batch["ids"], attention_mask=batch["mask"], labels=batch["labels"])
+        out = forward()
     del out
     return sum(seen.values()) / 2**20
 
 
+def saved_activation_mb(model: nn.Module, batch: dict) -> float:
+    """MiB of distinct non-parameter storages autograd saves during one forward of ``model``."""
+    return saved_tensor_mb(
+        model, lambda: model(batch["ids"], attention_mask=batch["mask"], labels=batch["labels"])
+    )
+
+
+def peak_alloc_mb(fn: Callable[[], object], device: torch.device) -> float | None:
+    """Peak of live tensor bytes while ``fn()`` runs, above those live when it starts (MiB).
+
+    CUDA: ``max_memory_allocated`` after ``reset_peak_memory_stats``. CPU: the running total of
+    the CPU allocator's allocations and frees recorded by ``torch.profiler`` with
+    ``profile_memory=True`` (it starts at 0 when profiling starts). ``None`` if the profiler's
+    event tree is not available in this PyTorch.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    try:
+        from torch._C._profiler import _EventType
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
+        stack = list(prof.profiler.kineto_results.experimental_event_tree())
+        peak = 0
+        while stack:
+            node = stack.pop()
+            if node.tag == _EventType.Allocation:
+                peak = max(peak, node.extra_fields.total_allocated)
+            stack.extend(node.children)
+    except (ImportError, AttributeError, RuntimeError):  # private API; absent in other versions
+        return None
+    return peak / 2**20
+
+
+def static_mb(model: nn.Module, opt: torch.optim.Optimizer) -> float:
+    """MiB of parameters plus optimiser state tensors."""
+    total = sum(p.numel() * p.element_size() for p in model.parameters())
+    for state in opt.state.values():
+        total += sum(v.numel() * v.element_size() for v in state.values() if torch.is_tensor(v))
+    return total / 2**20
+
+
 class Trainee:
-    """One SNN-BERT with its AdamW optimiser and a fixed batch; ``step()`` returns seconds."""
+    """One SNN-BERT with its AdamW optimiser and a fixed batch; ``step()`` returns seconds.
+
+    ``last_fwd_bwd`` holds the forward + backward part of the last step (the rest is AdamW).
+    """
 
     def __init__(self, args: argparse.Namespace, neuron: str, length: int) -> None:
         self.device = torch.device(args.device)
@@ -156,6 +226,7 @@ class Trainee:
         ).to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
         self.batch = make_batch(args, length, self.device)
+        self.last_fwd_bwd = 0.0
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -167,6 +238,8 @@ class Trainee:
         b = self.batch
         out = self.model(b["ids"], attention_mask=b["mask"], labels=b["labels"])
         out.loss.backward()
+        self.sync()
+        self.last_fwd_bwd = time.perf_counter() - t0
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.sync()
@@ -174,31 +247,32 @@ class Trainee:
 
 
 def memory_worker(args: argparse.Namespace) -> dict:
-    """Peak memory of one (neuron, L) training step; runs in a fresh process."""
+    """Memory of one (neuron, L) training step; runs in a fresh process."""
     neuron, length = args.worker[0], int(args.worker[1])
     t = Trainee(args, neuron, length)
     cuda = t.device.type == "cuda"
     t.sync()
-    if cuda:
-        base = torch.cuda.memory_allocated(t.device) / 2**20
-        torch.cuda.reset_peak_memory_stats(t.device)
-    else:
-        base = _rss_mb()
-    t.step()  # the first step also allocates the gradients and AdamW state
-    t.step()
-    peak = torch.cuda.max_memory_allocated(t.device) / 2**20 if cuda else _peak_rss_mb()
+    rss_base = None if cuda else _rss_mb()
+    t.step()  # the first step also allocates the AdamW state
+    step_peak = peak_alloc_mb(t.step, t.device)  # activations + gradients + temporaries
+    static = static_mb(t.model, t.opt)
+    rss_peak = None if cuda or rss_base is None else _peak_rss_mb() - rss_base
     return {
         "neuron": neuron,
         "L": length,
         "saved_MB": saved_activation_mb(t.model, t.batch),
-        "peak_MB": peak,
-        "peak_delta_MB": None if base is None else peak - base,
-        "peak_kind": "cuda_max_memory_allocated" if cuda else "ru_maxrss",
+        "step_peak_MB": step_peak,
+        "static_MB": static,
+        "total_peak_MB": None if step_peak is None else static + step_peak,
+        "peak_kind": "cuda_max_memory_allocated" if cuda else "cpu_allocator_profiler",
+        "rss_peak_delta_MB": rss_peak,
     }
 
 
-def time_training(args: argparse.Namespace, length: int) -> dict[str, list[float]]:
-    """Step times of every neuron setting at one length, interleaved step by step.
+def time_training(
+    args: argparse.Namespace, length: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Step times and their forward + backward parts per neuron setting, interleaved by step.
 
     Interleaving makes every setting see the same background load (shared machines drift).
     """
@@ -207,10 +281,73 @@ def time_training(args: argparse.Namespace, length: int) -> dict[str, list[float
         for t in trainees.values():
             t.step()
     times: dict[str, list[float]] = {n: [] for n in trainees}
+    fwd_bwd: dict[str, list[float]] = {n: [] for n in trainees}
     for _ in range(args.steps):
         for n, t in trainees.items():
             times[n].append(t.step())
-    return times
+            fwd_bwd[n].append(t.last_fwd_bwd)
+    return times, fwd_bwd
+
+
+class NeuronLayer:
+    """One neuron layer as the model builds it, with a fixed input; ``step()`` returns seconds."""
+
+    def __init__(self, args: argparse.Namespace, neuron: str, length: int) -> None:
+        self.device = torch.device(args.device)
+        cfg = SnnBertConfig(**model_kwargs(args), **NEURONS[neuron])
+        torch.manual_seed(0)
+        self.neuron = build_token_neuron(cfg, args.hidden).to(self.device)
+        g = torch.Generator().manual_seed(1)
+        shape = (args.batch_size, length, args.hidden)
+        self.x = torch.randn(shape, generator=g).to(self.device).requires_grad_(True)
+        self.w = torch.randn(shape, generator=g).to(self.device)
+        self.mask = torch.ones(shape[:2], device=self.device)
+
+    def forward(self) -> torch.Tensor:
+        return self.neuron(self.x, self.mask)
+
+    def run(self) -> None:
+        (self.forward() * self.w).sum().backward()
+        self.x.grad = None
+        self.neuron.zero_grad(set_to_none=True)
+
+    def step(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        t0 = time.perf_counter()
+        self.run()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - t0
+
+
+def neuron_only(args: argparse.Namespace, length: int) -> list[dict]:
+    """Forward + backward of one neuron layer per setting: interleaved times, saved, peak."""
+    layers = {n: NeuronLayer(args, n, length) for n in args.neurons}
+    for _ in range(2):
+        for layer in layers.values():
+            layer.step()
+    times: dict[str, list[float]] = {n: [] for n in layers}
+    for _ in range(args.neuron_reps):
+        for n, layer in layers.items():
+            times[n].append(layer.step())
+    rows = []
+    for n, layer in layers.items():
+        with torch.no_grad():
+            rate = float(layer.forward().mean())
+        rows.append(
+            {
+                "neuron": n,
+                "L": length,
+                "shape": [args.batch_size, length, args.hidden],
+                "fwd_bwd_ms_median": 1e3 * statistics.median(times[n]),
+                "fwd_bwd_ms_min": 1e3 * min(times[n]),
+                "saved_MB": saved_tensor_mb(layer.neuron, layer.forward),
+                "peak_MB": peak_alloc_mb(layer.run, layer.device),
+                "firing_rate": rate,
+            }
+        )
+    return rows
 
 
 def count_synops(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> dict:
@@ -308,6 +445,10 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "n/a" if not a or not b else f"{a / b:.2f}x"
 
 
+def _mb(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f}"
+
+
 def _si(x: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(x) >= scale:
@@ -321,21 +462,45 @@ def markdown(result: dict) -> str:
     base_name = neurons[0]
     lines = [
         f"| L | neuron | step s (median) | speed-up vs {base_name} | step s (min) | speed-up | "
-        "saved acts MB | less memory | peak delta MB | less peak |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "fwd+bwd s (median) | speed-up | saved acts MB | less | step peak MB | less | "
+        "total peak MB | less |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by = {(r["neuron"], r["L"]): r for r in result["training"]}
     for length in result["config"]["lengths"]:
         base = by[(base_name, length)]
         for name in neurons:
             r = by[(name, length)]
-            pk = r["peak_delta_MB"]
             lines.append(
                 f"| {length} | {name} | {r['step_s_median']:.3f} | "
                 f"{_ratio(base['step_s_median'], r['step_s_median'])} | {r['step_s_min']:.3f} | "
-                f"{_ratio(base['step_s_min'], r['step_s_min'])} | {r['saved_MB']:.0f} | "
-                f"{_ratio(base['saved_MB'], r['saved_MB'])} | "
-                f"{'n/a' if pk is None else f'{pk:.0f}'} | {_ratio(base['peak_delta_MB'], pk)} |"
+                f"{_ratio(base['step_s_min'], r['step_s_min'])} | "
+                f"{r['fwd_bwd_s_median']:.3f} | "
+                f"{_ratio(base['fwd_bwd_s_median'], r['fwd_bwd_s_median'])} | "
+                f"{_mb(r['saved_MB'])} | "
+                f"{_ratio(base['saved_MB'], r['saved_MB'])} | {_mb(r['step_peak_MB'])} | "
+                f"{_ratio(base['step_peak_MB'], r['step_peak_MB'])} | "
+                f"{_mb(r['total_peak_MB'])} | {_ratio(base['total_peak_MB'], r['total_peak_MB'])} |"
+            )
+    lines += [
+        "",
+        f"| L | neuron layer [B, L, D] | fwd+bwd ms (median) | speed-up vs {base_name} | "
+        "fwd+bwd ms (min) | speed-up | saved MB | less | peak MB | less | firing rate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    by = {(r["neuron"], r["L"]): r for r in result["neuron_only"]}
+    for length in result["config"]["lengths"]:
+        base = by[(base_name, length)]
+        for name in neurons:
+            r = by[(name, length)]
+            lines.append(
+                f"| {length} | {name} {r['shape']} | {r['fwd_bwd_ms_median']:.1f} | "
+                f"{_ratio(base['fwd_bwd_ms_median'], r['fwd_bwd_ms_median'])} | "
+                f"{r['fwd_bwd_ms_min']:.1f} | "
+                f"{_ratio(base['fwd_bwd_ms_min'], r['fwd_bwd_ms_min'])} | "
+                f"{_mb(r['saved_MB'])} | {_ratio(base['saved_MB'], r['saved_MB'])} | "
+                f"{_mb(r['peak_MB'])} | {_ratio(base['peak_MB'], r['peak_MB'])} | "
+                f"{r['firing_rate']:.3f} |"
             )
     lines += [
         "",
@@ -379,20 +544,32 @@ def main(argv: list[str] | None = None) -> None:
             memory[neuron, length] = json.loads(proc.stdout.strip().splitlines()[-1])
     training = []
     for length in args.lengths:
-        times = time_training(args, length)
+        times, fwd_bwd = time_training(args, length)
         for neuron in args.neurons:
             ts = times[neuron]
             row = memory[neuron, length] | {
                 "step_s_median": statistics.median(ts),
                 "step_s_min": min(ts),
                 "step_s_all": ts,
+                "fwd_bwd_s_median": statistics.median(fwd_bwd[neuron]),
+                "fwd_bwd_s_all": fwd_bwd[neuron],
             }
             training.append(row)
             print(
                 f"{neuron:>12} L={length}: {row['step_s_median']:.3f} s/step, "
-                f"saved {row['saved_MB']:.0f} MB, peak delta {row['peak_delta_MB']:.0f} MB",
+                f"saved {row['saved_MB']:.0f} MB, step peak {_mb(row['step_peak_MB'])} MB",
                 file=sys.stderr,
             )
+    info["loadavg_after_training"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    layer_rows = []
+    for length in args.lengths:
+        layer_rows += neuron_only(args, length)
+    for r in layer_rows:
+        print(
+            f"{r['neuron']:>12} L={r['L']} layer: {r['fwd_bwd_ms_median']:.1f} ms fwd+bwd, "
+            f"saved {r['saved_MB']:.1f} MB, peak {_mb(r['peak_MB'])} MB",
+            file=sys.stderr,
+        )
     sops = synops(args, torch.device(args.device))
     info["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     config = {k: v for k, v in vars(args).items() if k not in ("worker", "out")} | {
@@ -406,6 +583,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": info,
         "config": config,
         "training": training,
+        "neuron_only": layer_rows,
         "synops": sops,
         "wall_s": time.perf_counter() - t0,
     }

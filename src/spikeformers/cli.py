@@ -10,6 +10,7 @@ Bad input ends with ``spikeformers: error: ...`` and exit status 2, never a deep
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -338,50 +339,14 @@ def _build_energy(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
 
 
-def _run_energy(a: argparse.Namespace) -> int:
-    """Count operations and estimate the energy of a saved model (and its teacher) on a split."""
-    from spikeformers.energy.cli import run_energy
+def _lazy(module: str, name: str) -> Callable:
+    """``module.name``, imported at call time (keeps ``spikeformers --help`` fast)."""
 
-    return run_energy(a)
+    def call(arg):
+        return getattr(importlib.import_module(module), name)(arg)
 
-
-def _build_report(p: argparse.ArgumentParser) -> None:
-    from spikeformers.energy.cli import add_report_arguments
-
-    add_report_arguments(p)
-
-
-def _run_report(a: argparse.Namespace) -> int:
-    """Write PNG plots and a one-page report for run directories."""
-    from spikeformers.energy.cli import run_report
-
-    return run_report(a)
-
-
-def _build_augment(p: argparse.ArgumentParser) -> None:
-    from spikeformers.augment import add_augment_arguments
-
-    add_augment_arguments(p)
-
-
-def _run_augment(a: argparse.Namespace) -> int:
-    """Write a teacher-labelled augmented training set (the stage-2 transfer set)."""
-    from spikeformers.augment import run_augment
-
-    return run_augment(a)
-
-
-def _build_ablate(p: argparse.ArgumentParser) -> None:
-    from spikeformers.ablation import add_ablate_arguments
-
-    add_ablate_arguments(p)
-
-
-def _run_ablate(a: argparse.Namespace) -> int:
-    """Run the SpikeBERT ablation study (Table 3) over seeds and write mean ± std tables."""
-    from spikeformers.ablation import run_ablate
-
-    return run_ablate(a)
+    call.__name__ = name
+    return call
 
 
 def _build_finetune(p: argparse.ArgumentParser) -> None:
@@ -532,18 +497,22 @@ COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] =
     "energy": (
         "estimate per-layer operations and energy (paper and full accounting)",
         _build_energy,
-        _run_energy,
+        _lazy("spikeformers.energy.cli", "run_energy"),
     ),
-    "report": ("plots and a one-page report of run directories", _build_report, _run_report),
+    "report": (
+        "plots and a one-page report of run directories",
+        _lazy("spikeformers.energy.cli", "add_report_arguments"),
+        _lazy("spikeformers.energy.cli", "run_report"),
+    ),
     "augment": (
         "write a teacher-labelled augmented transfer set (Tang et al. 2019)",
-        _build_augment,
-        _run_augment,
+        _lazy("spikeformers.augment", "add_augment_arguments"),
+        _lazy("spikeformers.augment", "run_augment"),
     ),
     "ablate": (
         "run the SpikeBERT ablation study (Table 3) and write its table",
-        _build_ablate,
-        _run_ablate,
+        _lazy("spikeformers.ablation", "add_ablate_arguments"),
+        _lazy("spikeformers.ablation", "run_ablate"),
     ),
     "quickstart": (
         "run the whole pipeline offline on the embedded default",
@@ -563,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, build, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=run.__doc__)
+        p = sub.add_parser(name, help=help_text, description=run.__doc__ or help_text)
         build(p)
         p.set_defaults(run=run)
     return parser

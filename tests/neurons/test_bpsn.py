@@ -7,8 +7,13 @@ import math
 import pytest
 import torch
 
-from spikeformers.neurons.bpsn import BPSN, bpsn_parallel, lif_kernel
-from spikeformers.neurons.surrogate import ATan
+from spikeformers.neurons.bpsn import (
+    BPSN,
+    bpsn_parallel,
+    bpsn_sequential_reference,
+    lif_kernel,
+)
+from spikeformers.neurons.surrogate import ATan, Sigmoid
 
 
 def _random_bpsn(
@@ -51,12 +56,26 @@ def _grads(neuron: BPSN, x: torch.Tensor, spikes: torch.Tensor, weight: torch.Te
 
 
 @pytest.mark.parametrize(
-    ("reset_passes", "detach_reset"), [(0, False), (1, False), (1, True), (2, False)]
+    ("reset_passes", "detach_reset", "kernel_size", "length"),
+    [
+        (0, False, 4, 11),
+        (1, False, 4, 11),
+        (1, True, 4, 11),
+        (2, False, 4, 11),
+        (2, True, 4, 11),
+        (3, False, 3, 11),
+        (1, True, 8, 30),  # the model's kernel size, taps fully inside the sequence
+        (1, False, 8, 5),  # a sequence shorter than the kernel
+    ],
 )
-def test_bpsn_parallel_matches_sequential_spikes_and_gradients(reset_passes, detach_reset):
+def test_bpsn_parallel_matches_sequential_spikes_and_gradients(
+    reset_passes, detach_reset, kernel_size, length
+):
     d = 5
-    neuron = _random_bpsn(d, reset_passes=reset_passes, detach_reset=detach_reset)
-    x, mask = _inputs(4, 11, d, dtype=torch.float64)
+    neuron = _random_bpsn(
+        d, kernel_size=kernel_size, reset_passes=reset_passes, detach_reset=detach_reset
+    )
+    x, mask = _inputs(4, length, d, dtype=torch.float64)
     x.requires_grad_(True)
     weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(2), dtype=x.dtype)
 
@@ -76,6 +95,21 @@ def test_bpsn_parallel_matches_sequential_spikes_and_gradients(reset_passes, det
         assert g_par is not None and g_seq is not None, name
         assert g_par.abs().sum() > 0, name
         torch.testing.assert_close(g_par, g_seq, atol=1e-5, rtol=0, msg=name)
+
+
+def test_bpsn_gradients_match_sequential_for_a_wide_layer():
+    # Wide enough (D = 130) for the kernel gradient to be computed in several channel groups.
+    d = 130
+    neuron = _random_bpsn(d, kernel_size=8, reset_passes=1)
+    x, mask = _inputs(2, 13, d, dtype=torch.float64)
+    x.requires_grad_(True)
+    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(8), dtype=x.dtype)
+    s_par, s_seq = neuron(x, mask), neuron.forward_sequential(x, mask)
+    assert torch.equal(s_par, s_seq)
+    for g_par, g_seq in zip(
+        _grads(neuron, x, s_par, weight), _grads(neuron, x, s_seq, weight), strict=True
+    ):
+        torch.testing.assert_close(g_par, g_seq, atol=1e-10, rtol=0)
 
 
 def test_bpsn_parallel_matches_sequential_in_float32():
@@ -100,6 +134,117 @@ def test_bpsn_kernels_work_for_any_length_including_shorter_than_kernel(length):
     spikes = neuron(x, mask)
     assert spikes.shape == (2, length, 3)
     assert torch.equal(spikes, neuron.forward_sequential(x, mask))
+    # Parameter gradients without an input gradient (x is data here) match the reference too.
+    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(5), dtype=x.dtype)
+    params = list(neuron.parameters())
+    g_par = torch.autograd.grad((spikes * weight).sum(), params, allow_unused=True)
+    s_seq = neuron.forward_sequential(x, mask)
+    g_seq = torch.autograd.grad((s_seq * weight).sum(), params, allow_unused=True)
+    for a, b in zip(g_par, g_seq, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_bpsn_parallel_gradient_of_learnable_per_channel_reset_taps(detach_reset):
+    # bpsn_parallel accepts any [D, k_r] reset taps; if they require grad, it reaches them too.
+    d = 3
+    neuron = _random_bpsn(d, reset_passes=2, detach_reset=detach_reset)
+    kwargs = neuron._dynamics_kwargs()
+    gen = torch.Generator().manual_seed(6)
+    taps = (0.3 + torch.rand(d, 5, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    kwargs["reset_taps"] = taps
+    x, mask = _inputs(2, 10, d, dtype=torch.float64)
+    weight = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    s_par = bpsn_parallel(x, mask, **kwargs)
+    s_seq = bpsn_sequential_reference(x, mask, **kwargs)
+    assert torch.equal(s_par, s_seq)
+    (g_par,) = torch.autograd.grad((s_par * weight).sum(), [taps])
+    (g_seq,) = torch.autograd.grad((s_seq * weight).sum(), [taps])
+    assert g_par.abs().sum() > 0
+    torch.testing.assert_close(g_par, g_seq, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("surrogate", [ATan(alpha=3.0), Sigmoid(alpha=4.0)])
+def test_bpsn_parallel_matches_sequential_with_each_builtin_surrogate(surrogate):
+    d = 4
+    neuron = _random_bpsn(d, reset_passes=1)
+    neuron.surrogate = surrogate
+    x, mask = _inputs(3, 12, d, dtype=torch.float64)
+    x.requires_grad_(True)
+    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=x.dtype)
+    s_par, s_seq = neuron(x, mask), neuron.forward_sequential(x, mask)
+    assert torch.equal(s_par, s_seq)
+    for g_par, g_seq in zip(
+        _grads(neuron, x, s_par, weight), _grads(neuron, x, s_seq, weight), strict=True
+    ):
+        torch.testing.assert_close(g_par, g_seq, atol=1e-10, rtol=0)
+
+
+def test_bpsn_empty_sequence_gives_empty_spikes():
+    out = BPSN(3)(torch.zeros(2, 0, 3), torch.zeros(2, 0))
+    assert out.shape == (2, 0, 3)
+
+
+class _WrappedATan(torch.nn.Module):
+    """An ATan that is not a ``Surrogate`` instance: BPSN must take its generic autograd path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = ATan(alpha=2.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_bpsn_generic_spike_module_path_matches_sequential(detach_reset):
+    d = 4
+    neuron = _random_bpsn(d, reset_passes=1, detach_reset=detach_reset)
+    neuron.surrogate = _WrappedATan()
+    x, mask = _inputs(3, 9, d, dtype=torch.float64)
+    x.requires_grad_(True)
+    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(2), dtype=x.dtype)
+    s_par, s_seq = neuron(x, mask), neuron.forward_sequential(x, mask)
+    assert torch.equal(s_par, s_seq)
+    for g_par, g_seq in zip(
+        _grads(neuron, x, s_par, weight), _grads(neuron, x, s_seq, weight), strict=True
+    ):
+        torch.testing.assert_close(g_par, g_seq, atol=1e-10, rtol=0)
+
+
+def test_bpsn_non_spiking_surrogate_gives_the_reference_relaxation():
+    # spiking=False: the output is the smooth primitive g(u), not spikes; same values as the loop.
+    neuron = _random_bpsn(3, reset_passes=1)
+    neuron.surrogate.spiking = False
+    x, mask = _inputs(2, 7, 3, dtype=torch.float64)
+    out = neuron(x, mask)
+    assert ((out > 0) & (out < 1)).any()  # real-valued, so the generic path was taken
+    torch.testing.assert_close(out, neuron.forward_sequential(x, mask), atol=1e-12, rtol=0)
+
+
+def test_bpsn_saves_one_input_sized_tensor_for_backward():
+    # The fused path keeps only the masked input (plus the [B, L] mask and a few per-channel
+    # tensors of at most [D, 2k] from building the kernels) between forward and backward.
+    b, length, d, k = 4, 32, 16, 8
+    neuron = _random_bpsn(d, kernel_size=k, dtype=torch.float32)
+    x, mask = _inputs(b, length, d, dtype=torch.float32)
+    x.requires_grad_(True)
+    params = {p.untyped_storage().data_ptr() for p in neuron.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            saved[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        spikes = neuron(x, mask)
+    one_input = x.numel() * x.element_size()
+    small = (b * length + 8 * d * 2 * k) * x.element_size()
+    assert sum(saved.values()) <= one_input + small
+    spikes.sum().backward()  # and the backward works from what was saved
+    assert x.grad is not None and x.grad.abs().sum() > 0
 
 
 def test_bpsn_real_tokens_ignore_how_far_the_batch_is_padded():
