@@ -264,8 +264,9 @@ def test_neuron_internal_convolutions_are_membrane_work_not_synapses():
     x = torch.randn(1, 4, 2)  # [B=1, L=4 steps, D=2 neurons]
     _, report = count(neuron, x)
     (r,) = report.rows
-    # Two depthwise charge convs (causal, anti-causal): output [1, 2, 4] = 8 elements x 3 taps
-    # = 24 MACs each, 48 together, plus 1 membrane op per neuron per step (8): 56 float ops.
-    assert (r.name, r.op, r.kind, r.macs, r.other_ops) == ("<root>", "membrane", "membrane", 0, 56)
+    # The causal and anti-causal 3-tap charge kernels, fused, are one two-sided depthwise conv of
+    # 2*3 - 1 = 5 taps: output [1, 2, 4] = 8 elements x 5 taps = 40 MACs, plus 1 membrane op
+    # per neuron per step (8): 48 float ops, all membrane work, none of it synaptic.
+    assert (r.name, r.op, r.kind, r.macs, r.other_ops) == ("<root>", "membrane", "membrane", 0, 48)
     assert report.energy_pj_paper == 0.0
-    assert report.energy_pj_full == pytest.approx(56 * E_OP)
+    assert report.energy_pj_full == pytest.approx(48 * E_OP)
