@@ -94,3 +94,25 @@ def test_layer_group():
     assert layer_group("bert.encoder.layer.3.output.dense") == "bert.encoder.layer.3"
     assert layer_group("bert.embeddings.LayerNorm") == "bert.embeddings"
     assert layer_group("classifier") == "classifier"
+
+
+def test_teacher_passed_as_a_run_gets_the_energy_its_student_measured(tmp_path, tokenizer):
+    # `spikeformers report runs/student runs/teacher`: the teacher folder has no energy.json of
+    # its own, but the student's energy.json counted it on the same texts.
+    teacher = tmp_path / "teacher"
+    make_tiny_teacher(len(tokenizer)).save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    student = make_runs(tmp_path / "runs", tokenizer, teacher)
+    energy = json.loads((student / "energy.json").read_text())
+    expected = energy["teacher"]["totals"]["energy_pj_paper"]
+
+    out = tmp_path / "report"
+    write_report([student, teacher], out, raster=False)
+    md = (out / "report.md").read_text()
+    (row,) = [ln for ln in md.splitlines() if ln.startswith("| teacher |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "0.8750" and cells[3] != "-"
+    # the table prints the teacher's paper-convention energy the student's report holds
+    value, unit = cells[3].split()
+    scale = {"pJ": 1, "nJ": 1e3, "µJ": 1e6, "mJ": 1e9}[unit]
+    assert float(value) * scale == pytest.approx(expected, rel=0.01)

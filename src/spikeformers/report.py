@@ -435,6 +435,17 @@ def _points(runs: list[Run]) -> list[_Point]:
     return points
 
 
+def _borrow_teacher_energy(runs: list[Run]) -> None:
+    """Give a teacher run without its own ``energy.json`` the report a student's ``energy.json``
+    holds for it (the teacher counted on the same texts), so it is plotted and tabled."""
+    by_path = {r.path.resolve(): r for r in runs}
+    for r in runs:
+        t_dir, teacher = (r.energy or {}).get("teacher_dir"), (r.energy or {}).get("teacher")
+        t_run = by_path.get(Path(t_dir).resolve()) if t_dir and teacher else None
+        if t_run is not None and t_run.energy is None:
+            t_run.energy = teacher
+
+
 def plot_accuracy_vs_energy(runs: list[Run], path: Path) -> Path | None:
     """Accuracy against energy per sample for every run (filled: full, hollow: paper)."""
     points = _points(runs)
@@ -532,6 +543,7 @@ def write_report(
         load_run(p, p.name if names.count(p.name) == 1 else f"{p.parent.name}_{p.name}")
         for p in paths
     ]
+    _borrow_teacher_energy(runs)
     written: list[Path] = []
     md = ["# spikeformers report", ""]
     notes: list[str] = []
