@@ -173,7 +173,8 @@ def _rate_network_loss(model, ids, mask, labels):
         scores.append(layer.scores(h, pops.k))
         feats.append(pops.o)
         h = pops.o
-    logits = model.classifier(h[:, 0])
+    w = mask.to(h.dtype).unsqueeze(-1)  # mean of the last layer's rates over real tokens
+    logits = model.classifier((h * w).sum(1) / w.sum(1))
     ce = torch.nn.functional.cross_entropy(logits, labels)
     return ce + sum(f.pow(2).mean() for f in feats) + 0.1 * sum(s.pow(2).mean() for s in scores)
 
@@ -386,3 +387,18 @@ def test_replace_keeps_config_frozen_and_typed():
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.time_steps = 4  # type: ignore[misc]
     assert dataclasses.replace(cfg, feedback=True).feedback
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_classifier_reads_mean_or_cls_rate_of_the_last_layer(pooling):
+    model = _small(feedback=False, forward_mode="snn", time_steps=8, pooling=pooling).eval()
+    ids, mask, _ = _inputs()
+    with torch.no_grad():
+        out = model(ids, attention_mask=mask, output_hidden_states=True)
+    h = out.hidden_states[-1]  # (B, L, D) last layer's output rates
+    if pooling == "cls":
+        pooled = h[:, 0]
+    else:  # by hand: sample 0 has 5 real tokens, sample 1 has 3
+        pooled = torch.stack([h[0, :5].mean(0), h[1, :3].mean(0)])
+    expected = pooled @ model.classifier.weight.T + model.classifier.bias
+    torch.testing.assert_close(out.logits, expected)

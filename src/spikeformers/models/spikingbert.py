@@ -20,7 +20,8 @@ output spikes otherwise, plus the optional feedback current ``W_fb s_o[t-1]``)::
     O:  s_o = IF(LN(W_2 s_i + b_2 + s_s))             (output: dense + residual spikes)
 
 The outputs are the average spike rates ``a = (1/T) Σ_t s[t]`` of each population; the classifier
-reads the [CLS] rate of the last layer's ``O``. The simulation runs under ``torch.no_grad()``
+reads the last layer's ``O`` rates, averaged over real tokens (``pooling="mean"``, default) or at
+[CLS] (``pooling="cls"``, the paper's). The simulation runs under ``torch.no_grad()``
 (memory flat in ``T``) for ``time_steps`` steps, or until no rate moves by more than ``sim_tol``
 between checks.
 
@@ -164,6 +165,11 @@ class SpikingBertConfig(ModelConfig):
     """Iterations of the forward solve (``forward_mode="rate"``)."""
     forward_tol: float = 1e-6
     """Tolerance of the forward solve (``forward_mode="rate"``)."""
+    pooling: Literal["mean", "cls"] = "mean"
+    """Classifier input: ``mean`` of the last layer's output rates over real tokens (default),
+    or the ``cls`` token's rate (the paper's, BERT's convention). With ``cls`` a 2-layer SST-2
+    student's [CLS] rate barely depended on the sentence and its classifier stayed at chance
+    (docs/RESULTS.md)."""
     dropout: float = 0.0
     """Dropout on the classifier input (train mode only; the rate network has none, since
     dropout would change the equilibrium between forward and backward)."""
@@ -182,6 +188,8 @@ class SpikingBertConfig(ModelConfig):
             raise ValueError(f"intermediate_size must be >= 1, got {self.intermediate_size}")
         if self.time_steps < 1 or self.sim_check_every < 1:
             raise ValueError("time_steps and sim_check_every must be >= 1")
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
         if self.sim_tol < 0:
             raise ValueError(f"sim_tol must be >= 0, got {self.sim_tol}")
         check_if_args(v_threshold=self.v_threshold, leak=self.leak)
@@ -361,7 +369,9 @@ class SpikingBertLayer(nn.Module):
 
 @register_family
 class SpikingBertForSequenceClassification(SpikingModel):
-    """SpikingBERT with a classifier on the last layer's [CLS] rate. See the module docstring."""
+    """SpikingBERT with a classifier on the last layer's rates (token mean, or [CLS]).
+
+    See the module docstring."""
 
     config_class = SpikingBertConfig
 
@@ -556,11 +566,20 @@ class SpikingBertForSequenceClassification(SpikingModel):
             h = pops.o
         if track:
             extras["equilibrium_residual"] = torch.stack(residuals)
-        logits = self.classifier(self.dropout(h[:, 0]))  # (B, C) from the [CLS] rate
+        logits = self.classifier(self.dropout(self._pool(h, attention_mask)))  # (B, C)
         loss = classification_loss(logits, labels) if labels is not None else None
         return ClassifierOutput(
             logits=logits, loss=loss, hidden_states=hidden, attentions=attentions, extras=extras
         )
+
+    def _pool(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """``[B, L, D]`` last-layer rates -> ``[B, D]``: the [CLS] rate or the masked token mean."""
+        if self.config.pooling == "cls":
+            return h[:, 0]
+        if mask is None:
+            return h.mean(dim=1)
+        w = mask.to(h.dtype).unsqueeze(-1)  # (B, L, 1)
+        return (h * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
 
     def _population_means(self, rates: list[torch.Tensor]) -> torch.Tensor:
         """Mean rate of every population, ``[num_layers, 6]`` (padding included)."""
