@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -27,6 +28,7 @@ from spikeformers import create_model  # noqa: E402
 from spikeformers.distill.teacher import load_teacher  # noqa: E402
 from spikeformers.evaluation import forward_logits  # noqa: E402
 from spikeformers.models.base import classification_loss  # noqa: E402
+from spikeformers.trainer import TrainConfig, build_optimizer  # noqa: E402
 
 
 def _batch(b: int, n: int, vocab: int, device) -> dict:
@@ -60,7 +62,13 @@ def main() -> None:
     p.add_argument(
         "--students",
         nargs="*",
-        default=["spikebert-mini:num_layers=2,mlp_ratio=2.0", "spikebert-mini"],
+        default=[
+            "spikebert-mini:num_layers=2,mlp_ratio=2.0",
+            "spikebert-mini",
+            "spikingbert-mini:num_layers=2,hidden_size=192,time_steps=8",
+            "snnbert-mini:num_layers=2,mlp_ratio=2.0",
+        ],
+        help="NAME[:KEY=VALUE,...] (default: the quickstart students and spikebert-mini)",
     )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seq-len", type=int, default=32)
@@ -80,7 +88,9 @@ def main() -> None:
 
     batch = _batch(a.batch_size, a.seq_len, vocab, device)
     one = {k: v[:1] for k, v in batch.items()}
-    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-5) for k, m in models.items()}
+    opts = {
+        k: build_optimizer(list(m.parameters()), TrainConfig(lr=1e-5)) for k, m in models.items()
+    }
 
     def train_step(name):
         m = models[name]
@@ -116,6 +126,7 @@ def main() -> None:
             "latency_one_ms": round(1000 * io, 1),
         }
     base = rows["teacher (MiniLM 6x384)"]
+    load = os.getloadavg()  # shared machines: how busy it was
     for r in rows.values():
         r["train_speed_vs_teacher"] = round(
             r["train_examples_per_s"] / base["train_examples_per_s"], 2
@@ -132,7 +143,10 @@ def main() -> None:
             f"{r['infer_examples_per_s']} | {r['latency_one_ms']} | "
             f"{r['train_speed_vs_teacher']}x | {r['latency_vs_teacher']}x |"
         )
-    save("throughput", {"config": vars(a), "rows": rows, "machine": machine()})
+    save(
+        "throughput",
+        {"config": vars(a), "rows": rows, "machine": machine(), "loadavg_end": load},
+    )
 
 
 if __name__ == "__main__":
