@@ -9,12 +9,14 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+import zlib
 
 import pytest
 import torch
 from torch import nn
 
 from spikeformers.neurons import LIF, ATan, Sigmoid, lif_multistep
+from spikeformers.neurons.functional import lif_multistep_fusable, lif_multistep_reference
 
 
 def run(xs: list[float], **kw) -> tuple[list[float], list[float]]:
@@ -391,3 +393,219 @@ def test_lif_works_inside_sequential_with_other_modules() -> None:
     net = nn.Sequential(LIF(), LIF(v_threshold=0.5))
     x = torch.rand(4, 2, 6) * 3
     assert net(x).shape == (4, 2, 6)
+
+
+# --------------------------------------------------------------------------------------------
+# Fused implementation (the default) against the plain autograd reference
+# --------------------------------------------------------------------------------------------
+
+# (tau, v_threshold, v_reset): SpikeBERT's defaults, tau = 1 (no memory), and an odd mix.
+NEURONS = [(2.0, 1.0, 0.0), (1.0, 0.5, -0.3), (3.7, 1.3, 0.4)]
+SURROGATE_CASES = [(ATan, 2.0), (ATan, 0.7), (Sigmoid, 4.0), (Sigmoid, 1.5)]
+
+
+def random_currents(shape: tuple[int, ...], seed: int, dtype=torch.float64) -> torch.Tensor:
+    """Random currents around the threshold, a third of them on a 1/8 grid (exact H == v_th ties
+    and exact zeros occur)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=gen, dtype=torch.float64) * 1.5 + 0.8
+    grid = torch.randint(-8, 24, shape, generator=gen).to(torch.float64) / 8
+    pick = torch.rand(shape, generator=gen) < 1 / 3
+    return torch.where(pick, grid, x).to(dtype)
+
+
+def fused_and_reference(x: torch.Tensor, w: torch.Tensor, **kw):
+    """(spikes, dL/dx) of the fused path and of the reference, with L = sum(w * spikes)."""
+    out = []
+    for fn in (lif_multistep, lif_multistep_reference):
+        xi = x.detach().clone().requires_grad_(True)
+        s = fn(xi, **kw)
+        (g,) = torch.autograd.grad((s * w).sum(), xi)
+        out.append((s.detach(), g))
+    return out
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5])
+@pytest.mark.parametrize(("sg_cls", "alpha"), SURROGATE_CASES)
+@pytest.mark.parametrize(("tau", "v_th", "v_reset"), NEURONS)
+@pytest.mark.parametrize("decay_input", [True, False])
+@pytest.mark.parametrize("detach_reset", [True, False])
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+def test_fused_matches_reference_grid(
+    reset, detach_reset, decay_input, tau, v_th, v_reset, sg_cls, alpha, steps
+) -> None:
+    seed = zlib.crc32(repr((reset, detach_reset, decay_input, tau, steps, alpha)).encode())
+    x = random_currents((steps, 3, 7), seed)
+    w = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    kw = dict(
+        tau=tau, v_threshold=v_th, v_reset=v_reset, reset=reset, detach_reset=detach_reset,
+        decay_input=decay_input, surrogate=sg_cls(alpha=alpha),
+    )  # fmt: skip
+    assert lif_multistep_fusable(x, kw["surrogate"])
+    (s, g), (s_ref, g_ref) = fused_and_reference(x, w, **kw)
+    assert torch.equal(s, s_ref)
+    torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-12)
+    # Without a graph the fused path also returns V, bit for bit (up to the sign of zero).
+    with torch.no_grad():
+        s_v, v = lif_multistep(x, return_v=True, **kw)
+        s_v_ref, v_ref = lif_multistep_reference(x, return_v=True, **kw)
+    assert torch.equal(s_v, s_v_ref) and torch.equal(v, v_ref) and torch.equal(s_v, s)
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize("detach_reset", [True, False])
+def test_fused_matches_reference_float32(reset: str, detach_reset: bool) -> None:
+    x = random_currents((4, 8, 5, 16), 11, dtype=torch.float32)
+    w = torch.randn(x.shape, generator=torch.Generator().manual_seed(12))
+    # v_threshold 0.3 and tau 3 are not exact in binary: rounding must match the reference's.
+    kw = dict(
+        tau=3.0, v_threshold=0.3, v_reset=0.1, reset=reset, detach_reset=detach_reset,
+        surrogate=ATan(),
+    )  # fmt: skip
+    x = x * 0.5
+    (s, g), (s_ref, g_ref) = fused_and_reference(x, w, **kw)
+    assert s.dtype == torch.float32 and torch.equal(s, s_ref)
+    assert 0.1 < s.mean().item() < 0.9
+    torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda x: x[..., 0], lambda x: x[:, 0, 0, :2], lambda x: x, lambda x: x.transpose(1, 3)],
+)
+def test_fused_any_trailing_shape_and_strides(make) -> None:
+    x = make(random_currents((5, 2, 3, 4), 13))
+    w = torch.ones_like(x)
+    (s, g), (s_ref, g_ref) = fused_and_reference(x, w, tau=2.0, surrogate=ATan())
+    assert s.shape == x.shape and torch.equal(s, s_ref)
+    torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_fused_module_default_and_flag() -> None:
+    x = random_currents((4, 2, 3, 5), 14).requires_grad_(True)
+    fused, ref = LIF(), LIF(fused=False)
+    assert fused.fused and not ref.fused
+    s, s_ref = fused(x), ref(x)
+    assert torch.equal(s, s_ref)
+    assert s.grad_fn is not None and "LIFMultistep" in type(s.grad_fn).__name__
+    assert "LIFMultistep" not in type(s_ref.grad_fn).__name__
+    (g,) = torch.autograd.grad(s.sum(), x)
+    (g_ref,) = torch.autograd.grad(s_ref.sum(), x)
+    torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-12)
+    for mode in (True, False):  # train and eval alike
+        fused.train(mode)
+        assert torch.equal(fused(x.detach()), s_ref.detach())
+
+
+def test_fused_falls_back_where_it_does_not_apply() -> None:
+    x = torch.rand(3, 4) * 3
+    assert lif_multistep_fusable(x, ATan()) and lif_multistep_fusable(x.double(), Sigmoid())
+    assert not lif_multistep_fusable(x.half(), ATan())  # other dtypes
+    assert not lif_multistep_fusable(x, ATan(spiking=False))  # the smooth primitive
+    assert not lif_multistep_fusable(x, nn.Sigmoid())  # any other module
+
+    class Hard(ATan):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) * 1.0
+
+    assert not lif_multistep_fusable(x, Hard())  # a custom forward
+    sg = ATan()
+    handle = sg.register_forward_hook(lambda *args: None)
+    assert not lif_multistep_fusable(x, sg)  # the fused path would skip the hook
+    handle.remove()
+    assert lif_multistep_fusable(x, sg)
+    # A smooth spike module takes the reference and still works.
+    xs = x.clone().requires_grad_(True)
+    out = lif_multistep(xs, tau=2.0, surrogate=ATan(spiking=False))
+    assert out.grad_fn is not None and not torch.equal(out, out.round())
+
+
+def test_fused_surrogate_subclass_with_own_closed_form() -> None:
+    class Triangle(Sigmoid):  # a closed-form derivative the fused path takes via `_grad`
+        @classmethod
+        def _grad(cls, x: torch.Tensor, alpha: float) -> torch.Tensor:
+            return (1.0 - (alpha * x).abs()).clamp(min=0.0) * alpha
+
+    x = random_currents((4, 6), 15)
+    w = torch.randn(4, 6, generator=torch.Generator().manual_seed(16), dtype=torch.float64)
+    kw = dict(tau=2.0, detach_reset=False, surrogate=Triangle(alpha=0.8))
+    (s, g), (s_ref, g_ref) = fused_and_reference(x, w, **kw)
+    assert torch.equal(s, s_ref)
+    torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_fused_higher_order_gradients_need_reference() -> None:
+    x = random_currents((3, 4), 17).requires_grad_(True)
+    (g,) = torch.autograd.grad(LIF()(x).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        g.sum().backward()  # the fused backward is not differentiable again
+    (g2,) = torch.autograd.grad(LIF(fused=False)(x).sum(), x, create_graph=True)
+    torch.testing.assert_close(g, g2.detach(), rtol=1e-9, atol=1e-12)
+    g2.sum().backward()  # the reference graph is
+
+
+class _LinearisedProbe(torch.autograd.Function):
+    """Forward: the LIF dynamics with each spike linearised around ``x0``,
+    ``S = S0 + g(U) - g(U0)`` with ``g`` the surrogate's smooth primitive (``S0``, ``U0`` are the
+    spikes and ``H - v_th`` at ``x0``), a smooth function whose derivative at ``x0`` is exactly
+    the surrogate gradient of the LIF. Backward: the fused LIF's backward at ``x0``. So
+    ``gradcheck`` at ``x0`` compares the hand-written backward with finite differences."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, x0: torch.Tensor, kw: dict) -> torch.Tensor:
+        ctx.x0, ctx.kw = x0, kw
+        return linearised_lif(x, x0, **kw)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        with torch.enable_grad():
+            x0 = ctx.x0.detach().requires_grad_(True)
+            s = lif_multistep(x0, **ctx.kw)
+            assert "LIFMultistep" in type(s.grad_fn).__name__
+            (g,) = torch.autograd.grad(s, x0, grad)
+        return g, None, None
+
+
+def linearised_lif(
+    x, x0, *, tau, v_threshold, v_reset, reset, detach_reset, decay_input, surrogate
+):
+    s0, u0 = [], []
+    for point in (x0, x):
+        v = torch.full_like(x[0], v_reset)
+        out = []
+        for t in range(x.shape[0]):
+            h = (
+                v + (point[t] - (v - v_reset)) / tau
+                if decay_input
+                else v - (v - v_reset) / tau + point[t]
+            )
+            u = h - v_threshold
+            if point is x0:
+                s0.append((u >= 0).to(x.dtype))
+                u0.append(u)
+                s = s0[t]
+            else:
+                s = s0[t] + surrogate.primitive(u) - surrogate.primitive(u0[t])
+            r = s0[t] if detach_reset else s
+            v = r * v_reset + (1 - r) * h if reset == "hard" else h - r * v_threshold
+            out.append(s)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("sg_cls", [ATan, Sigmoid])
+@pytest.mark.parametrize("decay_input", [True, False])
+@pytest.mark.parametrize("detach_reset", [True, False])
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+def test_fused_backward_gradcheck(reset, detach_reset, decay_input, sg_cls) -> None:
+    # Step functions have zero finite differences, so gradcheck runs on the linearised dynamics,
+    # whose exact derivative at x0 is the surrogate gradient that the fused backward returns.
+    x0 = random_currents((4, 3), 18)
+    kw = dict(
+        tau=2.5, v_threshold=0.9, v_reset=-0.2, reset=reset, detach_reset=detach_reset,
+        decay_input=decay_input, surrogate=sg_cls(alpha=1.5),
+    )  # fmt: skip
+    assert torch.equal(linearised_lif(x0, x0, **kw), lif_multistep(x0, **kw))
+    x = x0.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda xi: _LinearisedProbe.apply(xi, x0, kw), (x,), eps=1e-6, atol=1e-6, rtol=1e-5
+    )

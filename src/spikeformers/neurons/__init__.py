@@ -1,7 +1,7 @@
 """Spiking neurons and surrogate spike functions (multi-step, time-first ``[T, ...]``)."""
 
 from spikeformers.neurons.bpsn import BPSN
-from spikeformers.neurons.functional import lif_multistep
+from spikeformers.neurons.functional import lif_multistep, lif_multistep_reference
 from spikeformers.neurons.if_node import IFNode, if_multistep, if_step
 from spikeformers.neurons.lif import LIF
 from spikeformers.neurons.surrogate import SURROGATES, ATan, Sigmoid, Surrogate, build_surrogate
@@ -18,4 +18,5 @@ __all__ = [
     "if_multistep",
     "if_step",
     "lif_multistep",
+    "lif_multistep_reference",
 ]

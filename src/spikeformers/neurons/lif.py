@@ -36,6 +36,12 @@ class LIF(nn.Module):
     The neuron keeps no state between calls (nothing to reset between batches) and behaves
     identically in train and eval mode.
 
+    By default the sequence runs through the fused implementation of :func:`lif_multistep` (one
+    autograd node for all ``T`` steps with a hand-written backward; same spikes bit for bit and
+    same gradients up to rounding as the plain autograd reference). Its backward cannot be
+    differentiated again; set ``fused=False`` (or the attribute ``lif.fused = False``) for
+    higher-order gradients.
+
     References: Fang et al., "Incorporating Learnable Membrane Time Constant to Enhance Learning of
     Spiking Neural Networks", ICCV 2021 (https://arxiv.org/abs/2007.05785); SpikingJelly
     (https://github.com/fangwei123456/spikingjelly); Lv et al., SpikeBERT
@@ -62,6 +68,8 @@ class LIF(nn.Module):
             builds a fresh :class:`~spikeformers.neurons.ATan` for this neuron. Default ``None``.
         surrogate_alpha: Sharpness for a surrogate built from ``None`` or a name; ``None`` keeps
             that surrogate's default (2.0 for ATan). Must not be given with a surrogate module.
+        fused: Use the fused implementation where it applies (see :func:`lif_multistep`).
+            Default ``True``.
 
     Inputs:
         - **x_seq** of shape ``[T, ...]``, e.g. ``[T, B, L, D]``: input currents, time-first,
@@ -82,6 +90,7 @@ class LIF(nn.Module):
         decay_input: bool = True,
         surrogate: nn.Module | str | None = None,
         surrogate_alpha: float | None = None,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         check_lif_args(tau=tau, v_threshold=v_threshold, v_reset=v_reset, reset=reset)
@@ -91,6 +100,7 @@ class LIF(nn.Module):
         self.reset = reset
         self.detach_reset = bool(detach_reset)
         self.decay_input = bool(decay_input)
+        self.fused = bool(fused)
         if surrogate is None:
             surrogate = ATan(alpha=surrogate_alpha)  # a fresh instance per neuron, never shared
         elif isinstance(surrogate, str):
@@ -115,6 +125,7 @@ class LIF(nn.Module):
             detach_reset=self.detach_reset,
             decay_input=self.decay_input,
             surrogate=self.surrogate,
+            fused=getattr(self, "fused", True),  # instances pickled before the flag existed
         )
 
     def extra_repr(self) -> str:  # noqa: D102
