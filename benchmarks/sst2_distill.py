@@ -48,7 +48,7 @@ from spikeformers.pipeline import (  # noqa: E402
     finetune_teacher,
     train_direct,
 )
-from spikeformers.quickstart import QUICKSTART_STUDENTS  # noqa: E402
+from spikeformers.quickstart import QUICKSTART_STUDENTS, distill_task_steps  # noqa: E402
 from spikeformers.trainer import TrainConfig  # noqa: E402
 from spikeformers.utils.logging import configure_cli_logging  # noqa: E402
 
@@ -169,7 +169,7 @@ def main() -> None:
                 teacher=a.teacher,
                 data=data,
                 unlabelled_file=a.unlabelled_file,
-                distill_config=DistillConfig.for_stage("general", **spec.distill),
+                distill_config=DistillConfig.for_stage("general", **spec.general),
                 train=TrainConfig(epochs=a.general_epochs, lr=1e-3, seed=a.seed),
                 model_overrides=spec.overrides,
                 **common,
@@ -180,13 +180,12 @@ def main() -> None:
             f"{family}/stage2",
             fam / "student",
             a.resume,
-            lambda spec=spec, fam=fam: distill(
-                stage="task",
-                out_dir=fam / "student",
+            lambda spec=spec, fam=fam: distill_task_steps(
+                spec,
                 model=str(fam / "stage1"),
+                out_dir=fam / "student",
                 teacher=str(teacher_dir),
                 data=data,
-                distill_config=DistillConfig.for_stage("task", **spec.distill),
                 train=task_train,
                 **common,
             ),

@@ -48,20 +48,57 @@ class QuickstartStudent:
     """Registered variant."""
     overrides: dict
     """Config overrides (smaller than the variant, to fit the time budget)."""
-    distill: dict = dataclasses.field(default_factory=dict)
-    """:class:`DistillConfig` options added to both stages' defaults."""
+    general: dict = dataclasses.field(default_factory=dict)
+    """:class:`DistillConfig` options added to the general stage's defaults."""
+    task_steps: tuple[dict, ...] = ({},)
+    """Consecutive task-stage runs, each a :class:`DistillConfig` options dict added to the task
+    defaults (one run: SpikeBERT's stage 2; two: TinyBERT's intermediate-layer then
+    prediction-layer steps)."""
+
+
+def distill_task_steps(
+    spec: QuickstartStudent,
+    *,
+    model: str,
+    out_dir: Path,
+    train: TrainConfig,
+    **kwargs,
+) -> dict:
+    """Run ``spec.task_steps`` in order from ``model``; the last one writes ``out_dir``.
+
+    Earlier steps write ``<out_dir>-step<i>``. ``kwargs`` go to :func:`distill` (teacher, data,
+    device...). Returns the last run's metrics.
+    """
+    metrics: dict = {}
+    for i, extra in enumerate(spec.task_steps, 1):
+        run = out_dir if i == len(spec.task_steps) else out_dir.with_name(f"{out_dir.name}-step{i}")
+        metrics = distill(
+            stage="task",
+            out_dir=run,
+            model=model,
+            distill_config=DistillConfig.for_stage("task", **extra),
+            train=train,
+            **kwargs,
+        )
+        model = str(run)
+    return metrics
 
 
 # family -> student. Only the SpikeBERT default is calibrated against the quickstart's goals
 # (<= 10 min on 2 CPU cores, accuracies in docs/RESULTS.md); the others show the family runs.
 QUICKSTART_STUDENTS: dict[str, QuickstartStudent] = {
     "spikebert": QuickstartStudent("spikebert-mini", {"num_layers": 2, "mlp_ratio": 2.0}),
-    # TinyBERT-style: attention-score and hidden-state terms through the learned map W_td.
-    # Width 192 and T = 8 in training: the simulation costs T forward passes per step.
+    # TinyBERT's recipe (as SpikingBERT): attention scores and hidden states through the learned
+    # map W_td, on unlabelled text and then on the task; then the prediction layer alone. Width
+    # 192 and T = 8 in training: the simulation costs T forward passes per step.
     "spikingbert": QuickstartStudent(
         "spikingbert-mini",
         {"num_layers": 2, "hidden_size": 192, "time_steps": 8},
-        {"w_attn": 1.0, "always_project_features": True},
+        general={"w_attn": 1.0, "always_project_features": True},
+        task_steps=(
+            {"w_attn": 1.0, "always_project_features": True, "w_ce": 0.0, "w_logit": 0.0},
+            {"w_emb": 0.0, "w_feat": 0.0, "w_attn": 0.0},
+        ),
     ),
     "snnbert": QuickstartStudent("snnbert-mini", {"num_layers": 2, "mlp_ratio": 2.0}),
 }
@@ -157,7 +194,7 @@ def quickstart(
             teacher="minilm",
             data=data,
             unlabelled_file=str(text_file),
-            distill_config=DistillConfig.for_stage("general", **student_spec.distill),
+            distill_config=DistillConfig.for_stage("general", **student_spec.general),
             train=_steps(
                 cfg, TrainConfig(epochs=cfg.general_epochs, lr=1e-3, batch_size=32, seed=cfg.seed)
             ),
@@ -166,17 +203,21 @@ def quickstart(
         )
 
     logger.info("3/4 stage 2: task distillation from the fine-tuned teacher")
-    distill(
-        stage="task",
-        out_dir=out / "student",
+    steps = len(student_spec.task_steps)
+    distill_task_steps(
+        student_spec,
         model=str(out / "stage1"),
+        out_dir=out / "student",
         teacher=str(out / "teacher"),
         data=data,
-        distill_config=DistillConfig.for_stage("task", **student_spec.distill),
         train=_steps(
             cfg,
             TrainConfig(
-                epochs=cfg.task_epochs, lr=5e-4, batch_size=32, evals_per_epoch=1, seed=cfg.seed
+                epochs=cfg.task_epochs / steps,
+                lr=5e-4,
+                batch_size=32,
+                evals_per_epoch=1,
+                seed=cfg.seed,
             ),
         ),
         **common,
