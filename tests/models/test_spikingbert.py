@@ -396,9 +396,8 @@ def test_classifier_reads_mean_or_cls_rate_of_the_last_layer(pooling):
     with torch.no_grad():
         out = model(ids, attention_mask=mask, output_hidden_states=True)
     h = out.hidden_states[-1]  # (B, L, D) last layer's output rates
-    if pooling == "cls":
-        pooled = h[:, 0]
-    else:  # by hand: sample 0 has 5 real tokens, sample 1 has 3
-        pooled = torch.stack([h[0, :5].mean(0), h[1, :3].mean(0)])
+    # by hand: the [CLS] rate, or the mean over sample 0's 5 and sample 1's 3 real tokens
+    mean = torch.stack([h[0, :5].mean(0), h[1, :3].mean(0)])
+    pooled = h[:, 0] if pooling == "cls" else mean
     expected = pooled @ model.classifier.weight.T + model.classifier.bias
     torch.testing.assert_close(out.logits, expected)
