@@ -120,8 +120,10 @@ class QuickstartConfig:
     """Teacher fine-tuning epochs."""
     general_epochs: float = 1.0
     """Stage-1 epochs."""
-    task_epochs: float = 3.0
-    """Stage-2 epochs."""
+    task_epochs: float = 5.0
+    """Stage-2 epochs (split evenly over a family's task steps)."""
+    task_lr: float = 1e-3
+    """Stage-2 peak learning rate."""
 
     def __post_init__(self) -> None:
         if self.family not in QUICKSTART_STUDENTS:
@@ -214,7 +216,7 @@ def quickstart(
             cfg,
             TrainConfig(
                 epochs=cfg.task_epochs / steps,
-                lr=5e-4,
+                lr=cfg.task_lr,
                 batch_size=32,
                 evals_per_epoch=1,
                 seed=cfg.seed,
