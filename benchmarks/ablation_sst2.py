@@ -45,6 +45,7 @@ def main() -> None:
     p.add_argument("--max-eval-samples", type=int, default=None, help="val/test subset size")
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--student", default="spikebert-tiny")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="student overrides")
     p.add_argument("--teacher-epochs", type=float, default=3.0)
     p.add_argument("--stage1-epochs", type=float, default=1.0)
     p.add_argument("--stage2-steps", type=int, default=100)
@@ -68,6 +69,7 @@ def main() -> None:
         teacher=a.teacher,
         pretrained_teacher="minilm",
         model=a.student,
+        model_overrides={k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)},
         seeds=tuple(a.seeds),
         variants=tuple(a.variants),
         teacher_train=TrainConfig(
@@ -102,8 +104,13 @@ def main() -> None:
     write_json(RESULTS / f"{a.name}.json", doc)
     md = markdown_table(doc) + (
         f"\nReduced setup: {a.max_train_samples} SST-2 training sentences (seeded subset), "
-        f"`{a.student}`, MiniLM-L6 teacher fine-tuned {a.teacher_epochs:g} epochs on the subset, "
-        f"stage 1 {a.stage1_epochs:g} epoch on the subset's sentences, stage 2 {a.stage2_steps} "
+        f"`{a.student}` {' '.join(a.set)}, MiniLM-L6 teacher "
+        + (
+            f"`{a.teacher}` (given), "
+            if a.teacher
+            else f"fine-tuned {a.teacher_epochs:g} epochs on the subset, "
+        )
+        + f"stage 1 {a.stage1_epochs:g} epoch on the subset's sentences, stage 2 {a.stage2_steps} "
         f"optimizer steps (batch 32, lr 1e-3, cosine) for every variant, n_iter {a.n_iter}, "
         f"max length {a.max_length}, validation/test "
         f"{'full' if a.max_eval_samples is None else f'seeded subsets of {a.max_eval_samples}'}. "
