@@ -167,9 +167,8 @@ class SpikingBertConfig(ModelConfig):
     """Tolerance of the forward solve (``forward_mode="rate"``)."""
     pooling: Literal["mean", "cls"] = "mean"
     """Classifier input: ``mean`` of the last layer's output rates over real tokens (default),
-    or the ``cls`` token's rate (the paper's, BERT's convention). With ``cls`` a 2-layer SST-2
-    student's [CLS] rate barely depended on the sentence and its classifier stayed at chance
-    (docs/RESULTS.md)."""
+    or the ``cls`` token's rate (the paper's, BERT's convention). Which is better under the
+    two-step task recipe is not measured yet (docs/RESULTS.md)."""
     dropout: float = 0.0
     """Dropout on the classifier input (train mode only; the rate network has none, since
     dropout would change the equilibrium between forward and backward)."""
