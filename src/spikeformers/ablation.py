@@ -420,12 +420,7 @@ def run_ablation(
                 distill(
                     stage="general",
                     out_dir=stage1_dir,
-                    model=cfg.model,
-                    teacher=cfg.pretrained_teacher,
-                    data=cfg.data,
-                    unlabelled_file=cfg.unlabelled_file,
-                    train=s1_train,
-                    model_overrides=dict(cfg.model_overrides),
+                    **expect,
                     device=cfg.device,
                     overwrite=True,
                     show_progress=show_progress,

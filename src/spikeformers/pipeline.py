@@ -430,15 +430,27 @@ def finetune_teacher(
             checkpoint=ckpt_cfg,
             dist_env=env,
         )
-        if env.is_main:
-            model.save_pretrained(out)
-            tokenizer.save_pretrained(out)
-        metrics = _final_metrics(model, splits, tokenizer, data, train, dev, result, env)
-        if env.is_main:
-            write_json(out / "metrics.json", metrics)
-        return metrics
+        return _finish_run(
+            out,
+            env,
+            model,
+            tokenizer,
+            lambda: _final_metrics(model, splits, tokenizer, data, train, dev, result, env),
+        )
     finally:
         _detach_file_log(log_handler)
+
+
+def _finish_run(out: Path, env: DistEnv, model: nn.Module, tokenizer, metrics) -> dict:
+    """Rank 0 saves the model and tokenizer; every rank runs ``metrics()`` (the evaluation is
+    sharded); rank 0 writes ``metrics.json``. Returns the metrics."""
+    if env.is_main:
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    result = metrics()
+    if env.is_main:
+        write_json(out / "metrics.json", result)
+    return result
 
 
 def _final_metrics(
@@ -659,21 +671,19 @@ def distill(
             dist_env=env,
         )
         if env.is_main:
-            student.save_pretrained(out)
-            tokenizer.save_pretrained(out)
             _save_projections(distiller, out)
-        if splits is not None:
-            metrics = _final_metrics(student, splits, tokenizer, data, train, dev, result, env)
-        else:
-            metrics = {
+
+        def metrics() -> dict:
+            if splits is not None:
+                return _final_metrics(student, splits, tokenizer, data, train, dev, result, env)
+            return {
                 "seconds": round(result.seconds, 2),
                 "steps": result.steps,
                 "texts": len(examples),
                 "parameters": student.num_parameters(),
             }
-        if env.is_main:
-            write_json(out / "metrics.json", metrics)
-        return metrics
+
+        return _finish_run(out, env, student, tokenizer, metrics)
     finally:
         _detach_file_log(log_handler)
 
@@ -772,13 +782,13 @@ def train_direct(
             checkpoint=ckpt_cfg,
             dist_env=env,
         )
-        if env.is_main:
-            student.save_pretrained(out)
-            tok.save_pretrained(out)
-        metrics = _final_metrics(student, splits, tok, data, train, dev, result, env)
-        if env.is_main:
-            write_json(out / "metrics.json", metrics)
-        return metrics
+        return _finish_run(
+            out,
+            env,
+            student,
+            tok,
+            lambda: _final_metrics(student, splits, tok, data, train, dev, result, env),
+        )
     finally:
         _detach_file_log(log_handler)
 

@@ -11,24 +11,16 @@ import spikeformers.models.snnbert as snnbert_module  # registers the snnbert-* 
 from spikeformers import create_model, from_pretrained
 from spikeformers.models.snnbert import SnnBertConfig, SnnBertForSequenceClassification, TokenLIF
 from spikeformers.neurons.bpsn import BPSN
-from tests.conftest import make_tiny_teacher
+from tests.conftest import make_tiny_teacher, tiny_overrides
 
 VOCAB = 50
 NEURONS = ("bpsn", "lif")
 
 
 def tiny(neuron: str = "bpsn", **kw) -> SnnBertForSequenceClassification:
-    """A tiny SNN-BERT (HF test size); ``tests.conftest.tiny_overrides`` minus ``time_steps``."""
-    cfg = dict(
-        vocab_size=VOCAB,
-        num_labels=2,
-        num_layers=2,
-        hidden_size=32,
-        num_heads=4,
-        max_position_embeddings=64,
-        neuron=neuron,
-    )
-    return create_model("snnbert-tiny", **{**cfg, **kw})
+    """A tiny SNN-BERT (HF test size): ``tests.conftest.tiny_overrides`` for its config."""
+    cfg = tiny_overrides(VOCAB, name="snnbert-tiny")
+    return create_model("snnbert-tiny", **{**cfg, "neuron": neuron, **kw})
 
 
 def _pad(ids: torch.Tensor, n: int, *, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
