@@ -10,6 +10,9 @@ Steps (all on the SST-2 sentence-level split that SpikeBERT reports: 6,920 / 872
 3. score every model once on the test split (model selection used the dev split), and estimate
    per-sentence energy on the first ``--energy-samples`` test sentences (batch 1, no padding),
    paper convention and full accounting, with the ratio to the teacher;
+   With ``--augment FAMILY ...``, those families' stage 2 trains on the teacher-labelled
+   augmented transfer set of the training split (Tang et al. 2019 as in SpikeBERT; ``--n-iter``
+   new sentences per sentence, written once to ``--out/augmented.jsonl``);
 4. for SpikingBERT students, accuracy and energy against the number of simulation steps ``T`` at
    evaluation (``--eval-time-steps``).
 
@@ -29,6 +32,7 @@ Writes every run directory under ``--out`` and ``benchmarks/results/sst2_distill
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -39,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine, save  # noqa: E402
 
+from spikeformers.augment import AugmentConfig, augment_with_teacher, make_tagger  # noqa: E402
 from spikeformers.distill.distiller import DistillConfig  # noqa: E402
 from spikeformers.energy.cli import energy_of_run  # noqa: E402
 from spikeformers.pipeline import (  # noqa: E402
@@ -46,19 +51,23 @@ from spikeformers.pipeline import (  # noqa: E402
     distill,
     evaluate_model,
     finetune_teacher,
+    load_data,
     train_direct,
 )
 from spikeformers.quickstart import QUICKSTART_STUDENTS, distill_task_steps  # noqa: E402
 from spikeformers.trainer import TrainConfig  # noqa: E402
 from spikeformers.utils.logging import configure_cli_logging  # noqa: E402
 
+# a child of the package logger, so configure_cli_logging shows it (the root logger stays
+# unconfigured: logging.info() on it would install a second handler and double every line)
+log = logging.getLogger("spikeformers.benchmarks.sst2_distill")
 CORE = ("accuracy", "f1", "mcc", "firing_rate", "num_examples")
 
 
 def _timed(times: dict, key: str, run_dir: Path, resume: bool, fn) -> None:
     """Run ``fn()`` unless ``--resume`` and ``run_dir`` already holds a finished run."""
     if resume and (run_dir / "metrics.json").is_file():
-        logging.info("reusing %s", run_dir)
+        log.info("reusing %s", run_dir)
         prev = json.loads((run_dir / "metrics.json").read_text())
         times[key] = prev.get("seconds") or prev.get("train", {}).get("seconds")
         return
@@ -90,6 +99,31 @@ def _score(run: Path, data: DataArgs, overrides: dict | None = None) -> dict:
     return {k: m[k] for k in CORE if k in m}
 
 
+def _augment(a: argparse.Namespace, data: DataArgs, teacher: Path, path: Path, times: dict) -> None:
+    """Write the teacher-labelled transfer set once (reused with ``--resume`` if its settings,
+    including the teacher, are the same)."""
+    cfg = AugmentConfig(n_iter=a.n_iter, seed=a.seed, max_length=a.max_length)
+    meta = Path(f"{path}.meta.json")
+    old = json.loads(meta.read_text()) if meta.is_file() else {}
+    same = old.get("teacher") == str(teacher) and old.get("config") == dataclasses.asdict(cfg)
+    if a.resume and path.is_file() and same:
+        log.info("reusing %s", path)
+        times["augment"] = old["stats"].get("seconds")
+        return
+    splits = load_data(data)
+    stats = augment_with_teacher(
+        splits.train,
+        str(teacher),
+        num_labels=splits.task.num_labels,
+        tagger=make_tagger("auto", language=splits.task.language),
+        out_path=path,
+        config=cfg,
+        device=a.device,
+        show_progress=False,
+    )
+    times["augment"] = round(stats.seconds, 1)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default="../shared/data")
@@ -103,6 +137,9 @@ def main() -> None:
     p.add_argument("--task-epochs", type=float, default=3.0)
     p.add_argument("--task-lr", type=float, default=5e-4)
     p.add_argument(
+        "--evals-per-epoch", type=int, default=1, help="stage-2 validation (model selection) rate"
+    )
+    p.add_argument(
         "--unlabelled-file",
         default=None,
         help="stage-1 text (default: the SST-2 training sentences, labels dropped)",
@@ -114,6 +151,14 @@ def main() -> None:
         choices=sorted(QUICKSTART_STUDENTS),
         help="families whose student is also trained directly (CE, no teacher)",
     )
+    p.add_argument(
+        "--augment",
+        nargs="*",
+        default=[],
+        choices=sorted(QUICKSTART_STUDENTS),
+        help="families whose stage 2 trains on the augmented transfer set",
+    )
+    p.add_argument("--n-iter", type=int, default=20, help="augmented sentences per sentence")
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--energy-samples", type=int, default=200)
     p.add_argument("--eval-time-steps", nargs="*", type=int, default=[4, 8, 16, 32, 64])
@@ -152,7 +197,12 @@ def main() -> None:
         ),
     )
     results: dict = {"teacher": _score(teacher_dir, data)}
-    task_train = TrainConfig(epochs=a.task_epochs, lr=a.task_lr, seed=a.seed)
+    task_train = TrainConfig(
+        epochs=a.task_epochs, lr=a.task_lr, seed=a.seed, evals_per_epoch=a.evals_per_epoch
+    )
+    aug_file = out / "augmented.jsonl"
+    if a.augment:
+        _augment(a, data, teacher_dir, aug_file, times)
 
     for family in a.families:
         spec = QUICKSTART_STUDENTS[family]
@@ -175,22 +225,24 @@ def main() -> None:
                 **common,
             ),
         )
+        student = fam / ("student-augmented" if family in a.augment else "student")
         _timed(
             times,
             f"{family}/stage2",
-            fam / "student",
+            student,
             a.resume,
-            lambda spec=spec, fam=fam: distill_task_steps(
+            lambda spec=spec, fam=fam, student=student, family=family: distill_task_steps(
                 spec,
                 model=str(fam / "stage1"),
-                out_dir=fam / "student",
+                out_dir=student,
                 teacher=str(teacher_dir),
                 data=data,
                 train=task_train,
+                augmented_file=str(aug_file) if family in a.augment else None,
                 **common,
             ),
         )
-        runs = {"distilled": fam / "student"}
+        runs = {"distilled": student}
         if family in a.direct:
             _timed(
                 times,
@@ -217,14 +269,14 @@ def main() -> None:
             results["spikingbert/distilled"]["vs_time_steps"] = [
                 {
                     "time_steps": t,
-                    **_score(fam / "student", data, {"time_steps": t}),
+                    **_score(student, data, {"time_steps": t}),
                     "energy": _energy(
-                        fam / "student", teacher_dir, data, a.energy_samples, {"time_steps": t}
+                        student, teacher_dir, data, a.energy_samples, {"time_steps": t}
                     ),
                 }
                 for t in a.eval_time_steps
             ]
-        logging.info("%s: %s", family, json.dumps({k: v for k, v in results.items()}))
+        log.info("%s: %s", family, json.dumps({k: v for k, v in results.items()}))
 
     summary = {
         "task": "sst2",

@@ -66,15 +66,34 @@ def test_one_step_computes_exactly_the_variants_loss_terms(name, tokenizer):
 def test_summary_gives_mean_and_sample_std_over_seeds():
     variants = [get_variant("full"), get_variant("no_ce")]
     records = [
-        {"variant": "full", "seed": 0, "test": {"accuracy": 0.80}, "validation": {}, "seconds": 1},
-        {"variant": "full", "seed": 1, "test": {"accuracy": 0.84}, "validation": {}, "seconds": 3},
-        {"variant": "no_ce", "seed": 0, "test": {"accuracy": 0.78}, "validation": {}, "seconds": 2},
+        {
+            "variant": "full",
+            "seed": 0,
+            "test": {"accuracy": 0.80},
+            "validation": {},
+            "train_seconds": 1,
+        },
+        {
+            "variant": "full",
+            "seed": 1,
+            "test": {"accuracy": 0.84},
+            "validation": {},
+            "train_seconds": 3,
+        },
+        {
+            "variant": "no_ce",
+            "seed": 0,
+            "test": {"accuracy": 0.78},
+            "validation": {},
+            "train_seconds": 2,
+        },
     ]
     s = summarize(records, variants, metric="accuracy")
     assert s["full"]["test_mean"] == pytest.approx(82.0)
     assert s["full"]["test_std"] == pytest.approx(2.8284, abs=1e-4)  # sample std (n - 1)
     assert s["no_ce"]["test_std"] is None  # one seed: no spread to report
     assert s["no_ce"]["delta"] == pytest.approx(-4.0)
+    assert s["full"]["seconds_mean"] == pytest.approx(2.0)  # training time kept per run
 
 
 def _rows(n: int, seed: int) -> list[tuple[str, int]]:

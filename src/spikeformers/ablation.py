@@ -46,8 +46,7 @@ from typing import Any, Literal
 from spikeformers.augment import (
     AugmentConfig,
     Tagger,
-    augment_dataset,
-    check_fine_tuned,
+    augment_with_teacher,
     make_tagger,
 )
 from spikeformers.distill.distiller import DistillConfig
@@ -319,9 +318,6 @@ def run_ablation(
     Returns:
         The JSON document that was written (config, per-run records, summary, wall time).
     """
-    from spikeformers.distill.teacher import freeze, load_teacher, load_tokenizer
-    from spikeformers.utils.seed import pick_device
-
     start = time.perf_counter()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -382,23 +378,17 @@ def run_ablation(
                 aug_stats[seed] = old["stats"]
             else:
                 remade["augment"] = True
-                t_model = freeze(load_teacher(teacher, num_labels=task.num_labels))
-                check_fine_tuned(t_model, task.num_labels)
-                stats = augment_dataset(
+                stats = augment_with_teacher(
                     splits.train,
-                    teacher=t_model,
-                    tokenizer=load_tokenizer(teacher),
+                    teacher,
+                    num_labels=task.num_labels,
                     tagger=tagger,
                     out_path=aug_file,
                     config=aug_cfg,
-                    device=pick_device(cfg.device),
+                    device=cfg.device,
                     show_progress=show_progress,
                 )
                 aug_stats[seed] = {**dataclasses.asdict(stats), "rows": stats.rows}
-                # remember which teacher labelled the file (checked by --resume)
-                labelled = {**json.loads(meta.read_text(encoding="utf-8")), "teacher": teacher}
-                meta.write_text(json.dumps(labelled, indent=2) + "\n", encoding="utf-8")
-                del t_model
             times[f"seed{seed}/augment"] = round(time.perf_counter() - t0, 1)
             aug_data = _augmented_data(cfg.data, aug_file, work)
 
@@ -517,7 +507,8 @@ def summarize(records: list[dict], variants: list[Variant], *, metric: str) -> d
             "validation_mean": v_mean,
             "validation_std": v_std,
             "firing_rate": _mean_std(rates)[0],
-            "seconds_mean": _mean_std([r["seconds"] for r in rows])[0],
+            # training time recorded by the run itself, so a run reused by --resume keeps it
+            "seconds_mean": _mean_std([r.get("train_seconds") for r in rows])[0],
             "paper_delta": v.paper_delta,
         }
         if v.name == "full":
@@ -541,7 +532,9 @@ def markdown_table(doc: dict) -> str:
         f"# SpikeBERT ablation on {doc['task']} ({metric}, %, test split; selection on validation)",
         "",
         f"Seeds: {doc['seeds']} (mean ± sample std over seeds; a single seed shows no std). "
-        f"Wall time: {doc['seconds']['total'] / 60:.1f} min.",
+        f"Wall time of this call: {doc['seconds']['total'] / 60:.1f} min; training time of all "
+        f"runs (kept by runs reused with --resume): "
+        f"{sum(r.get('train_seconds') or 0 for r in doc['runs']) / 60:.1f} min.",
         f"Student: `{cfg['model']}` with {cfg['model_overrides'] or 'no overrides'}; "
         f"teacher: `{doc['teacher']['path']}`; stage-1 teacher: `{cfg['pretrained_teacher']}`.",
     ]
@@ -552,7 +545,7 @@ def markdown_table(doc: dict) -> str:
     lines += [
         "",
         "| variant | stage 1 | stage 2 | augmented | stage-2 terms | test | Δ vs full "
-        "| paper Δ | validation | firing rate | s/run |",
+        "| paper Δ | validation | firing rate | train s/run |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in doc["summary"].items():

@@ -720,12 +720,47 @@ def add_augment_arguments(p: argparse.ArgumentParser) -> None:
     _add_run_args(p, out=False)
 
 
+def augment_with_teacher(
+    examples: Sequence[Example],
+    teacher_dir: str,
+    *,
+    num_labels: int,
+    tagger: Tagger,
+    out_path: str | os.PathLike,
+    config: AugmentConfig,
+    device: str | None = None,
+    show_progress: bool = True,
+) -> AugmentStats:
+    """:func:`augment_dataset` with the fine-tuned teacher and its tokenizer loaded from a folder.
+
+    Records the teacher in ``out_path + ".meta.json"`` (``"teacher"``), so a later run can tell
+    which teacher labelled the file.
+    """
+    from spikeformers.distill.teacher import freeze, load_teacher, load_tokenizer
+    from spikeformers.utils.seed import pick_device
+
+    teacher = freeze(load_teacher(teacher_dir, num_labels=num_labels))
+    check_fine_tuned(teacher, num_labels)
+    stats = augment_dataset(
+        examples,
+        teacher=teacher,
+        tokenizer=load_tokenizer(teacher_dir),
+        tagger=tagger,
+        out_path=out_path,
+        config=config,
+        device=pick_device(device),
+        show_progress=show_progress,
+    )
+    meta = Path(f"{out_path}.meta.json")
+    labelled = {**json.loads(meta.read_text(encoding="utf-8")), "teacher": str(teacher_dir)}
+    meta.write_text(json.dumps(labelled, indent=2) + "\n", encoding="utf-8")
+    return stats
+
+
 def run_augment(a: argparse.Namespace) -> int:
     """Write a teacher-labelled augmented training set (stage-2 transfer set) as JSON Lines."""
     from spikeformers.cli import _data_args
-    from spikeformers.distill.teacher import freeze, load_teacher, load_tokenizer
     from spikeformers.pipeline import load_data
-    from spikeformers.utils.seed import pick_device
 
     out = Path(a.out)
     if out.exists() and not a.overwrite:
@@ -734,16 +769,14 @@ def run_augment(a: argparse.Namespace) -> int:
     cfg = augment_config_from_args(a, seed=a.seed, max_length=data.max_length)
     splits = load_data(data)
     tagger = make_tagger(a.tagger, language=splits.task.language, spacy_model=a.spacy_model)
-    teacher = freeze(load_teacher(a.teacher, num_labels=splits.task.num_labels))
-    check_fine_tuned(teacher, splits.task.num_labels)
-    stats = augment_dataset(
+    stats = augment_with_teacher(
         splits.train,
-        teacher=teacher,
-        tokenizer=load_tokenizer(a.teacher),
+        a.teacher,
+        num_labels=splits.task.num_labels,
         tagger=tagger,
         out_path=out,
         config=cfg,
-        device=pick_device(a.device),
+        device=a.device,
         show_progress=not a.no_progress,
     )
     sys.stdout.write(json.dumps({**dataclasses.asdict(stats), "rows": stats.rows}, indent=2) + "\n")

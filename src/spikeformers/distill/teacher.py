@@ -55,13 +55,36 @@ def resolve_teacher(name_or_path: str | Path | None) -> str:
     return str(name_or_path)
 
 
+def _foreign_config(src: str) -> dict:
+    """``{"config": ...}`` for a local folder whose ``config.json`` is not a transformers model's.
+
+    A spikeformers run folder keeps its student's ``config.json`` (``model_type`` "spikebert",
+    ...) beside the teacher's tokenizer files. ``AutoTokenizer`` would parse that config as a
+    generic transformers config and warn about the unknown type; a bare config instead lets
+    ``tokenizer_config.json`` (which names the tokenizer class) decide, silently.
+    """
+    import json
+
+    from transformers import PreTrainedConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    path = Path(src) / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        model_type = json.loads(path.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return {}  # let transformers report the broken file
+    return {} if model_type in CONFIG_MAPPING else {"config": PreTrainedConfig()}
+
+
 def load_tokenizer(name_or_path: str | Path | None):
     """The teacher's (fast) tokenizer. Raises ``TeacherError`` with the path on failure."""
     from transformers import AutoTokenizer
 
     src = resolve_teacher(name_or_path)
     try:
-        return AutoTokenizer.from_pretrained(src)
+        return AutoTokenizer.from_pretrained(src, **_foreign_config(src))
     except Exception as e:  # transformers raises OSError/ValueError/HTTP errors
         raise TeacherError(f"cannot load a tokenizer from {src!r}: {e}") from e
 
