@@ -159,6 +159,13 @@ def main() -> None:
         help="families whose stage 2 trains on the augmented transfer set",
     )
     p.add_argument("--n-iter", type=int, default=20, help="augmented sentences per sentence")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="student config overrides on top of the recipe's (every family), e.g. num_layers=4",
+    )
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--energy-samples", type=int, default=200)
     p.add_argument("--eval-time-steps", nargs="*", type=int, default=[4, 8, 16, 32, 64])
@@ -204,8 +211,14 @@ def main() -> None:
     if a.augment:
         _augment(a, data, teacher_dir, aug_file, times)
 
+    extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)}
+    students = {
+        f: dataclasses.replace(s, overrides={**s.overrides, **extra})
+        for f, s in QUICKSTART_STUDENTS.items()
+        if f in a.families
+    }
     for family in a.families:
-        spec = QUICKSTART_STUDENTS[family]
+        spec = students[family]
         fam = out / family
         _timed(
             times,
@@ -281,7 +294,7 @@ def main() -> None:
     summary = {
         "task": "sst2",
         "split": "test",
-        "config": vars(a) | {"students": {f: vars(QUICKSTART_STUDENTS[f]) for f in a.families}},
+        "config": vars(a) | {"students": {f: vars(s) for f, s in students.items()}},
         "results": results,
         "seconds": times,
         "machine": machine(),
