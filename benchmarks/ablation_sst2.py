@@ -1,16 +1,17 @@
-"""Reduced SpikeBERT ablation (Table 3) on SST-2 that fits a 2-core CPU in well under 30 minutes.
+"""Reduced SpikeBERT ablation (Table 3) on SST-2 (or another task) that fits a 2-core CPU.
 
 Usage (from the repository root, shared data beside it)::
 
     .venv/bin/python benchmarks/ablation_sst2.py --data-dir ../shared/data
+    .venv/bin/python benchmarks/ablation_sst2.py --task mr --name ablation_mr  # MR, same setup
 
 Same code path as ``spikeformers ablate`` (:func:`spikeformers.ablation.run_ablation`), with a
-reduced setup: a seeded subset of the SST-2 training set, a tiny student, MiniLM as the teacher
-(fine-tuned here on the same subset), ``n_iter`` 5 instead of 20, and the same number of stage-2
-optimizer steps for every variant (so "w/o augmentation" is not also "fewer steps"). Validation
-(SST-2 dev, 872) selects, the full SST-2 test set (1,821) scores. Writes
-``benchmarks/results/ablation_sst2.md`` and ``.json`` (configuration, seeds, per-run numbers,
-wall times, machine).
+reduced setup: a seeded subset of the training set, a small student, MiniLM as the teacher
+(fine-tuned here on the same subset unless ``--teacher`` names one), ``n_iter`` 5 instead of 20,
+and the same number of stage-2 optimizer steps for every variant (so "w/o augmentation" is not
+also "fewer steps"). Validation (SST-2: dev, 872) selects, the test set (SST-2: 1,821; tasks
+without splits get a seeded stratified one) scores. Writes ``benchmarks/results/<name>.md`` and
+``.json`` (configuration, seeds, per-run numbers, wall times, machine).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from spikeformers.utils.logging import configure_cli_logging  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", default="sst2", help="named task (SST-2 is the paper's headline)")
     p.add_argument("--data-dir", default="../shared/data")
     p.add_argument("--out", default="runs/ablation_sst2")
     p.add_argument("--teacher", default=None, help="fine-tuned teacher (default: fine-tune here)")
@@ -59,7 +61,7 @@ def main() -> None:
 
     cfg = AblationConfig(
         data=DataArgs(
-            task="sst2",
+            task=a.task,
             data_dir=a.data_dir,
             max_length=a.max_length,
             max_train_samples=a.max_train_samples,
@@ -95,15 +97,15 @@ def main() -> None:
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "machine": machine(),
         "note": (
-            "reduced study: SST-2 train subset, tiny student, MiniLM teacher, n_iter 5, equal "
-            "stage-2 step budget for every variant; not comparable in absolute terms to the "
-            "paper's full-size runs"
+            f"reduced study: {a.task} train subset, small student, MiniLM teacher, n_iter "
+            f"{a.n_iter}, equal stage-2 step budget for every variant; not comparable in absolute "
+            "terms to the paper's full-size runs"
         ),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json(RESULTS / f"{a.name}.json", doc)
     md = markdown_table(doc) + (
-        f"\nReduced setup: {a.max_train_samples} SST-2 training sentences (seeded subset), "
+        f"\nReduced setup: {a.max_train_samples} {a.task} training sentences (seeded subset), "
         f"`{a.student}` {' '.join(a.set)}, MiniLM-L6 teacher "
         + (
             f"`{a.teacher}` (given), "
