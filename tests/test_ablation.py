@@ -94,6 +94,22 @@ def test_summary_gives_mean_and_sample_std_over_seeds():
     assert s["no_ce"]["test_std"] is None  # one seed: no spread to report
     assert s["no_ce"]["delta"] == pytest.approx(-4.0)
     assert s["full"]["seconds_mean"] == pytest.approx(2.0)  # training time kept per run
+    assert s["no_ce"]["delta_paired_se"] is None  # one paired difference: no standard error
+
+
+def test_paired_delta_standard_error_by_seed():
+    variants = [get_variant("full"), get_variant("no_kl")]
+    acc = {("full", 0): 0.70, ("full", 1): 0.80, ("full", 2): 0.75}
+    acc |= {("no_kl", 0): 0.68, ("no_kl", 1): 0.79, ("no_kl", 2): 0.72}  # diffs -2, -1, -3
+    records = [
+        {"variant": v, "seed": k, "test": {"accuracy": a}, "validation": {}}
+        for (v, k), a in acc.items()
+    ]
+    s = summarize(records, variants, metric="accuracy")["no_kl"]
+    assert s["delta"] == pytest.approx(-2.0)
+    # paired diffs -2, -1, -3: sample std 1, standard error 1 / sqrt(3); the unpaired std of
+    # each variant's accuracies (about 5 points) would be far larger
+    assert s["delta_paired_se"] == pytest.approx(1 / 3**0.5)
 
 
 def _rows(n: int, seed: int) -> list[tuple[str, int]]:

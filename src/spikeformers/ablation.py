@@ -513,8 +513,21 @@ def summarize(records: list[dict], variants: list[Variant], *, metric: str) -> d
         }
         if v.name == "full":
             full = t_mean
-    for s in out.values():
+    full_by_seed = {
+        r["seed"]: 100 * r["test"][metric]
+        for r in records
+        if r["variant"] == "full" and metric in r["test"]
+    }
+    for name, s in out.items():
         s["delta"] = None if full is None or s["test_mean"] is None else s["test_mean"] - full
+        # paired by seed (same data draw, augmentation and batch order as that seed's full run)
+        diffs = [
+            100 * r["test"][metric] - full_by_seed[r["seed"]]
+            for r in records
+            if r["variant"] == name and metric in r["test"] and r["seed"] in full_by_seed
+        ]
+        _, sd = _mean_std(diffs)
+        s["delta_paired_se"] = None if sd is None or name == "full" else sd / math.sqrt(len(diffs))
     return out
 
 
@@ -544,13 +557,15 @@ def markdown_table(doc: dict) -> str:
             lines.append(f"Fine-tuned teacher, test {metric}: {100 * t:.2f}.")
     lines += [
         "",
-        "| variant | stage 1 | stage 2 | augmented | stage-2 terms | test | Δ vs full "
+        "| variant | stage 1 | stage 2 | augmented | stage-2 terms | test | Δ vs full (± SE) "
         "| paper Δ | validation | firing rate | train s/run |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in doc["summary"].items():
         v = doc["variants"][name]
         delta = "" if s["delta"] is None or name == "full" else f"{s['delta']:+.2f}"
+        if delta and s.get("delta_paired_se") is not None:
+            delta += f" ± {s['delta_paired_se']:.2f}"
         paper = "" if s["paper_delta"] is None else f"{s['paper_delta']:+.2f}"
         rate = "" if s["firing_rate"] is None else f"{s['firing_rate']:.3f}"
         lines.append(
@@ -562,7 +577,9 @@ def markdown_table(doc: dict) -> str:
         )
     lines += [
         "",
-        "Paper Δ: SpikeBERT Table 3, average over MR, SST-2, Subj and SST-5 (full method 76.30).",
+        "Δ vs full: difference of the test means; ± its standard error over the seeds' paired "
+        "differences (each seed's run minus that seed's full run). Paper Δ: SpikeBERT Table 3, "
+        "average over MR, SST-2, Subj and SST-5 (full method 76.30).",
         "",
     ]
     return "\n".join(lines)
