@@ -43,7 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine, save  # noqa: E402
 
-from spikeformers.augment import AugmentConfig, augment_with_teacher, make_tagger  # noqa: E402
+from spikeformers.augment import (  # noqa: E402
+    AugmentConfig,
+    augment_with_teacher,
+    finished_transfer_set,
+    make_tagger,
+)
 from spikeformers.distill.distiller import DistillConfig  # noqa: E402
 from spikeformers.energy.cli import energy_of_run  # noqa: E402
 from spikeformers.pipeline import (  # noqa: E402
@@ -103,12 +108,10 @@ def _augment(a: argparse.Namespace, data: DataArgs, teacher: Path, path: Path, t
     """Write the teacher-labelled transfer set once (reused with ``--resume`` if its settings,
     including the teacher, are the same)."""
     cfg = AugmentConfig(n_iter=a.n_iter, seed=a.seed, max_length=a.max_length)
-    meta = Path(f"{path}.meta.json")
-    old = json.loads(meta.read_text()) if meta.is_file() else {}
-    same = old.get("teacher") == str(teacher) and old.get("config") == dataclasses.asdict(cfg)
-    if a.resume and path.is_file() and same:
+    done = finished_transfer_set(path, cfg, str(teacher)) if a.resume else None
+    if done is not None:
         log.info("reusing %s", path)
-        times["augment"] = old["stats"].get("seconds")
+        times["augment"] = done.get("seconds")
         return
     splits = load_data(data)
     stats = augment_with_teacher(

@@ -18,7 +18,7 @@ from spikeformers.ablation import (
     run_ablation,
     summarize,
 )
-from spikeformers.augment import AugmentConfig
+from spikeformers.augment import AugmentConfig, finished_transfer_set
 from spikeformers.data import Example, encode_examples, make_dataloader
 from spikeformers.distill.distiller import DistillConfig, Distiller
 from spikeformers.pipeline import DataArgs
@@ -208,6 +208,11 @@ def test_runner_switches_off_what_each_variant_names(tmp_path, tiny_teacher_dir)
     lr_changed = {**settings, "train": dataclasses.replace(settings["train"], lr=0.5)}
     assert _done(work / "full", True, **lr_changed) is None
     assert _done(work / "full", False, **settings) is None
+    # the transfer set is reused only for the same settings and the same labelling teacher
+    aug, aug_cfg = work / "augmented.jsonl", dataclasses.replace(cfg.augment, seed=0, max_length=16)
+    assert finished_transfer_set(aug, aug_cfg, str(tiny_teacher_dir))["rows"] == n_aug
+    assert finished_transfer_set(aug, dataclasses.replace(aug_cfg, n_iter=3), cfg.teacher) is None
+    assert finished_transfer_set(aug, aug_cfg, str(tmp_path / "other")) is None
 
 
 def test_ablate_flags_build_the_study_config():

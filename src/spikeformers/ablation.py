@@ -47,6 +47,7 @@ from spikeformers.augment import (
     AugmentConfig,
     Tagger,
     augment_with_teacher,
+    finished_transfer_set,
     make_tagger,
 )
 from spikeformers.distill.distiller import DistillConfig
@@ -364,18 +365,13 @@ def run_ablation(
         remade["augment"] = remade["stage1"] = False
         if need_aug:
             aug_file = work / "augmented.jsonl"
-            meta = Path(f"{aug_file}.meta.json")
             aug_cfg = dataclasses.replace(cfg.augment, seed=seed, max_length=cfg.data.max_length)
             t0 = time.perf_counter()
-            old = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
-            if (
-                cfg.resume
-                and aug_file.is_file()
-                and old.get("config") == _as_json(aug_cfg)
-                and old.get("teacher") == teacher
-                and not remade["teacher"]
-            ):
-                aug_stats[seed] = old["stats"]
+            done = None
+            if cfg.resume and not remade["teacher"]:
+                done = finished_transfer_set(aug_file, aug_cfg, teacher)
+            if done is not None:
+                aug_stats[seed] = done
             else:
                 remade["augment"] = True
                 stats = augment_with_teacher(

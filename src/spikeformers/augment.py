@@ -757,6 +757,22 @@ def augment_with_teacher(
     return stats
 
 
+def finished_transfer_set(
+    path: str | os.PathLike, config: AugmentConfig, teacher_dir: str
+) -> dict | None:
+    """The stats of ``path`` if it exists and its ``.meta.json`` records ``config`` and a
+    labelling by ``teacher_dir`` (as :func:`augment_with_teacher` writes it); else ``None``.
+
+    Lets a resumed run reuse a transfer set only when remaking it would give the same file.
+    """
+    meta = Path(f"{path}.meta.json")
+    if not (Path(path).is_file() and meta.is_file()):
+        return None
+    old = json.loads(meta.read_text(encoding="utf-8"))
+    same = old.get("config") == json.loads(json.dumps(dataclasses.asdict(config)))
+    return old.get("stats") if same and old.get("teacher") == str(teacher_dir) else None
+
+
 def run_augment(a: argparse.Namespace) -> int:
     """Write a teacher-labelled augmented training set (stage-2 transfer set) as JSON Lines."""
     from spikeformers.cli import _data_args
