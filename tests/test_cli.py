@@ -173,6 +173,17 @@ def test_pipeline_train_distill_evaluate_predict(tmp_path, tiny_teacher_dir, csv
     assert len(rows) == 2 and all(abs(sum(r["probs"]) - 1) < 1e-5 for r in rows)
 
 
+@pytest.mark.parametrize(("flags", "steps"), [([], 5), (["--drop-last"], 4)])
+def test_drop_last_flag_skips_the_short_batch(
+    tmp_path, tiny_teacher_dir, csv_data, capsys, flags, steps
+):
+    # 48 training sentences in batches of 10: four full batches and one of 8
+    argv = ["finetune-teacher", "--teacher", str(tiny_teacher_dir), *_data_flags(csv_data)]
+    argv += ["--epochs", "1", "--batch-size", "10", "--no-progress", "--out", str(tmp_path / "o")]
+    assert main(argv + flags) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == steps
+
+
 def test_finetune_teacher_few_steps(tmp_path, tiny_teacher_dir, csv_data, capsys):
     out = tmp_path / "ft"
     assert (

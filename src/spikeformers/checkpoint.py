@@ -57,6 +57,7 @@ TRAJECTORY_FIELDS = (
     "evals_per_epoch",
     "seed",
     "grad_accum",
+    "drop_last",
     "precision",
 )
 

@@ -100,6 +100,11 @@ def _add_train_args(
         help="micro-batches accumulated per optimizer step on each process (1)",
     )
     g.add_argument(
+        "--drop-last",
+        action="store_true",
+        help="skip each epoch's last batch if it is smaller than --batch-size",
+    )
+    g.add_argument(
         "--precision",
         choices=["fp32", "bf16", "fp16"],
         default="fp32",
@@ -145,6 +150,7 @@ def _train_config(a: argparse.Namespace):
         evals_per_epoch=a.evals_per_epoch,
         seed=a.seed,
         grad_accum=a.grad_accum,
+        drop_last=a.drop_last,
         precision=a.precision,
     )
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -232,6 +231,8 @@ class ShardedBatchSampler(Sampler[list[tuple[int, float]]]):
         grad_accum: Micro-batches per optimizer step on each rank.
         shuffle: Shuffle each epoch (else dataset order).
         group_by_length: Group similar lengths into a batch (less padding).
+        drop_last: Drop the epoch's last global batch if it is smaller than
+            ``global_batch_size`` (with ``group_by_length`` it is always the last one).
     """
 
     def __init__(
@@ -245,6 +246,7 @@ class ShardedBatchSampler(Sampler[list[tuple[int, float]]]):
         grad_accum: int = 1,
         shuffle: bool = True,
         group_by_length: bool = True,
+        drop_last: bool = False,
     ):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world of {world_size}")
@@ -257,13 +259,15 @@ class ShardedBatchSampler(Sampler[list[tuple[int, float]]]):
         self.grad_accum = grad_accum
         self.shuffle = shuffle
         self.group_by_length = group_by_length
+        self.drop_last = drop_last
         self.epoch = 0
         self.start = 0
 
     @property
     def num_global_batches(self) -> int:
         """Optimizer steps per epoch."""
-        return math.ceil(len(self.lengths) / self.global_batch_size)
+        n = len(self.lengths)
+        return n // self.global_batch_size if self.drop_last else -(-n // self.global_batch_size)
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """Iterate epoch ``epoch`` from its global batch ``start`` on (used when resuming)."""
@@ -277,13 +281,17 @@ class ShardedBatchSampler(Sampler[list[tuple[int, float]]]):
         seed = epoch_seed(self.seed, epoch)
         if self.group_by_length:
             base = LengthGroupedBatchSampler(
-                self.lengths, batch_size=self.global_batch_size, shuffle=self.shuffle, seed=seed
+                self.lengths,
+                batch_size=self.global_batch_size,
+                shuffle=self.shuffle,
+                seed=seed,
+                drop_last=self.drop_last,
             )
             return list(base)
-        n = len(self.lengths)
+        n, size = len(self.lengths), self.global_batch_size
         g = torch.Generator().manual_seed(seed)
         order = torch.randperm(n, generator=g).tolist() if self.shuffle else list(range(n))
-        return [order[i : i + self.global_batch_size] for i in range(0, n, self.global_batch_size)]
+        return [order[i : i + size] for i in range(0, self.num_global_batches * size, size)]
 
     def shard(self, batch: list[int]) -> list[list[tuple[int, float]]]:
         """This rank's ``grad_accum`` micro-batches of one global batch, with loss scales."""
@@ -340,6 +348,7 @@ def make_train_loader(
     env: DistEnv | None = None,
     grad_accum: int = 1,
     group_by_length: bool = True,
+    drop_last: bool = False,
 ) -> DataLoader:
     """The training loader of this rank: :class:`ShardedBatchSampler` + padding.
 
@@ -360,6 +369,7 @@ def make_train_loader(
         rank=env.rank,
         grad_accum=grad_accum,
         group_by_length=group_by_length,
+        drop_last=drop_last,
     )
     return DataLoader(
         _ScaledItems(dataset),

@@ -344,6 +344,7 @@ def _train_loader(examples: list[Example], tokenizer, args: DataArgs, train: Tra
         pad_token_id=tokenizer.pad_token_id or 0,
         env=env,
         grad_accum=train.grad_accum,
+        drop_last=train.drop_last,
     )
 
 

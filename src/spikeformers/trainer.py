@@ -82,6 +82,9 @@ class TrainConfig:
     """Seed of initialisation, shuffling and dropout."""
     grad_accum: int = 1
     """Micro-batches accumulated per optimizer step on each process."""
+    drop_last: bool = False
+    """Skip each epoch's last batch when it is smaller than ``batch_size`` (one short batch gets
+    a full step's weight, which can move a small model noticeably)."""
     precision: Precision = "fp32"
     """``fp32``; ``bf16`` autocast (CPU or GPU); ``fp16`` autocast with a GradScaler (GPU only)."""
 
@@ -376,14 +379,26 @@ def fit(
     opt = build_optimizer(params, cfg)
     sampler = train_loader.batch_sampler
     if not isinstance(sampler, ShardedBatchSampler):
+        loader_drops = getattr(sampler, "drop_last", getattr(train_loader, "drop_last", False))
         sampler = None
         if env.is_distributed or cfg.grad_accum > 1 or checkpoint is not None:
             raise ValueError(
                 "distributed training, grad_accum > 1 and checkpoints need the loader of "
                 "spikeformers.distributed.make_train_loader"
             )
-    elif sampler.grad_accum != cfg.grad_accum or sampler.world_size != env.world_size:
-        raise ValueError("the train loader was built for another grad_accum or world size")
+        if cfg.drop_last and not loader_drops:
+            raise ValueError(
+                "TrainConfig.drop_last is set but the train loader keeps its last short batch; "
+                "build it with drop_last=True"
+            )
+    elif (sampler.grad_accum, sampler.world_size, sampler.drop_last) != (
+        cfg.grad_accum,
+        env.world_size,
+        cfg.drop_last,
+    ):
+        raise ValueError(
+            "the train loader was built for another grad_accum, world size or drop_last"
+        )
     accum = cfg.grad_accum
     per_epoch = sampler.num_global_batches if sampler else len(train_loader)
     if per_epoch == 0:

@@ -66,6 +66,7 @@ def run_fit(cfg: TrainConfig, model: Toy | None = None, **kw):
         seed=cfg.seed,
         pad_token_id=0,
         grad_accum=cfg.grad_accum,
+        drop_last=cfg.drop_last,
     )
     result = fit(
         model,
@@ -92,6 +93,24 @@ def test_grad_accumulation_matches_one_big_batch(accum):
     assert result.steps == 6
     for k, v in weights(ref).items():
         torch.testing.assert_close(weights(acc)[k], v, rtol=0, atol=1e-6)
+
+
+def test_drop_last_skips_each_epochs_short_batch():
+    # 21 examples, global batch 8: two full batches and one of 5 per epoch
+    model, result = run_fit(TrainConfig(epochs=2, batch_size=8, drop_last=True, log_every=1))
+    assert result.steps == 4 and model.calls == 4
+    _, kept = run_fit(TrainConfig(epochs=2, batch_size=8, log_every=1))
+    assert kept.steps == 6
+
+
+def test_drop_last_must_match_the_loader():
+    cfg = TrainConfig(epochs=1, batch_size=8, drop_last=True)
+    sharded = make_train_loader(toy_data(), global_batch_size=8, seed=0, pad_token_id=0)
+    plain = torch.utils.data.DataLoader(toy_data(), batch_size=8)
+    for loader in (sharded, plain):
+        with pytest.raises(ValueError, match="drop_last"):
+            model = Toy()
+            fit(model, loader, cfg, device=torch.device("cpu"), select_module=model)
 
 
 def test_nan_loss_names_the_step_and_keeps_last_good_checkpoint(tmp_path):
