@@ -1,0 +1,41 @@
+"""Tables of ``benchmarks/bpsn_vs_lif.py``: ratios in the direction the headers state."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bpsn_vs_lif.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("bpsn_vs_lif", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(neuron: str, step: float, saved: float) -> dict:
+    return {
+        "neuron": neuron,
+        "L": 64,
+        "step_s_median": step,
+        "fwd_bwd_s_median": step / 2,
+        "saved_MB": saved,
+        "step_peak_MB": saved + 10,
+        "total_peak_MB": None,
+    }
+
+
+def test_bpsn_against_repeat_coding_reads_as_speed_up_and_memory_saved():
+    bench = _load()
+    result = {
+        "config": {"neurons": ["lif", "bpsn", "repeat"], "lengths": [64], "time_steps": 4},
+        "training": [_row("lif", 1.0, 50.0), _row("bpsn", 0.5, 40.0), _row("repeat", 1.5, 160.0)],
+    }
+    *_, row = bench._coding_table(result)
+    # repeat takes 3x BPSN's time (1.5 / 0.5) and saves 4x its activations (160 / 40);
+    # step peaks 170 / 50 = 3.4x; no total peak recorded.
+    assert row == "| 64 | | 3.00x | 3.00x | 4.00x | 3.40x | n/a |"
+    result["config"]["neurons"] = ["lif", "bpsn"]
+    assert bench._coding_table(result) == []
