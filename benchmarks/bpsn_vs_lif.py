@@ -530,6 +530,7 @@ def markdown(result: dict) -> str:
                 f"{_ratio(base['step_peak_MB'], r['step_peak_MB'])} | "
                 f"{_mb(r['total_peak_MB'])} | {_ratio(base['total_peak_MB'], r['total_peak_MB'])} |"
             )
+    layer_names = [n for n in neurons if n in NEURONS]  # repeat coding has no layer row
     lines += [
         "",
         "| L | neuron layer [B, L, D] | fwd+bwd ms (median) | speed-up vs first | "
@@ -537,9 +538,8 @@ def markdown(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by = {(r["neuron"], r["L"]): r for r in result["neuron_only"]}
-    layer_names = [n for n in neurons if n in NEURONS]
-    for length in result["config"]["lengths"]:
-        base = by[(layer_names[0], length)] if layer_names else None
+    for length in result["config"]["lengths"] if layer_names else []:
+        base = by[(layer_names[0], length)]
         for name in layer_names:
             r = by[(name, length)]
             lines.append(

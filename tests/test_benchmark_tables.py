@@ -20,6 +20,7 @@ def _row(neuron: str, step: float, saved: float) -> dict:
         "neuron": neuron,
         "L": 64,
         "step_s_median": step,
+        "step_s_min": step,
         "fwd_bwd_s_median": step / 2,
         "saved_MB": saved,
         "step_peak_MB": saved + 10,
@@ -39,3 +40,20 @@ def test_bpsn_against_repeat_coding_reads_as_speed_up_and_memory_saved():
     assert row == "| 64 | | 3.00x | 3.00x | 4.00x | 3.40x | n/a |"
     result["config"]["neurons"] = ["lif", "bpsn"]
     assert bench._coding_table(result) == []
+
+
+def test_markdown_has_no_neuron_layer_row_for_repeat_coding():
+    bench = _load()
+    layer = {"shape": [2, 64, 8], "saved_MB": 1.0, "peak_MB": 2.0, "firing_rate": 0.1}
+    result = {
+        "config": {"neurons": ["lif", "bpsn", "repeat"], "lengths": [64], "time_steps": 4},
+        "training": [_row("lif", 1.0, 50.0), _row("bpsn", 0.5, 40.0), _row("repeat", 1.5, 160.0)],
+        "neuron_only": [
+            layer | {"neuron": "lif", "L": 64, "fwd_bwd_ms_median": 8.0, "fwd_bwd_ms_min": 6.0},
+            layer | {"neuron": "bpsn", "L": 64, "fwd_bwd_ms_median": 4.0, "fwd_bwd_ms_min": 4.0},
+        ],
+        "synops": [],
+    }
+    rows = [ln for ln in bench.markdown(result).splitlines() if "[2, 64, 8]" in ln]
+    assert [r.split(" | ")[1].split()[0] for r in rows] == ["lif", "bpsn"]
+    assert rows[1].split(" | ")[3] == "2.00x"  # 8 ms / 4 ms
