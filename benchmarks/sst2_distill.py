@@ -49,6 +49,7 @@ from spikeformers.augment import (  # noqa: E402
     finished_transfer_set,
     make_tagger,
 )
+from spikeformers.cli import _parse_overrides  # noqa: E402
 from spikeformers.distill.distiller import DistillConfig  # noqa: E402
 from spikeformers.energy.cli import energy_of_run  # noqa: E402
 from spikeformers.pipeline import (  # noqa: E402
@@ -177,6 +178,10 @@ def main() -> None:
     p.add_argument("--resume", action="store_true", help="reuse finished runs under --out")
     p.add_argument("--name", default="sst2_distill", help="results file name")
     a = p.parse_args()
+    try:  # the CLI's --set parser: JSON values where they parse, strings otherwise (pooling=cls)
+        extra = _parse_overrides(a.set)
+    except ValueError as e:
+        p.error(str(e))
     configure_cli_logging()
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
@@ -214,7 +219,6 @@ def main() -> None:
     if a.augment:
         _augment(a, data, teacher_dir, aug_file, times)
 
-    extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)}
     students = {
         f: dataclasses.replace(s, overrides={**s.overrides, **extra})
         for f, s in QUICKSTART_STUDENTS.items()
