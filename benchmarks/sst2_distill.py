@@ -49,7 +49,7 @@ from spikeformers.augment import (  # noqa: E402
     finished_transfer_set,
     make_tagger,
 )
-from spikeformers.cli import _parse_overrides  # noqa: E402
+from spikeformers.cli import parse_overrides  # noqa: E402
 from spikeformers.distill.distiller import DistillConfig  # noqa: E402
 from spikeformers.energy.cli import energy_of_run  # noqa: E402
 from spikeformers.pipeline import (  # noqa: E402
@@ -179,7 +179,7 @@ def main() -> None:
     p.add_argument("--name", default="sst2_distill", help="results file name")
     a = p.parse_args()
     try:  # the CLI's --set parser: JSON values where they parse, strings otherwise (pooling=cls)
-        extra = _parse_overrides(a.set)
+        extra = parse_overrides(a.set)
     except ValueError as e:
         p.error(str(e))
     configure_cli_logging()

@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from spikeformers.cli import COMMANDS, main
+from spikeformers.cli import COMMANDS, main, parse_overrides
 from tests.conftest import WORDS
 
 POS = ["good", "great", "fun", "funny", "moving", "brilliant"]
@@ -62,6 +62,13 @@ def test_every_command_has_help(command, capsys):
     assert "usage: spikeformers" in out
     if command:
         assert command in out
+
+
+def test_set_values_parse_as_json_else_as_strings():
+    got = parse_overrides(["num_layers=4", "pooling=cls", "use_positions=false", "tau= 2.5"])
+    assert got == {"num_layers": 4, "pooling": "cls", "use_positions": False, "tau": 2.5}
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
+        parse_overrides(["num_layers"])
 
 
 def test_list_models_json(capsys):

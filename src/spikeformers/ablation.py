@@ -626,7 +626,7 @@ def add_ablate_arguments(p: argparse.ArgumentParser) -> None:
 def ablation_config_from_args(a: argparse.Namespace) -> AblationConfig:
     """:class:`AblationConfig` from the flags of :func:`add_ablate_arguments`."""
     from spikeformers.augment import augment_config_from_args
-    from spikeformers.cli import _data_args, _parse_overrides
+    from spikeformers.cli import _data_args, parse_overrides
 
     data = _data_args(a)
 
@@ -645,7 +645,7 @@ def ablation_config_from_args(a: argparse.Namespace) -> AblationConfig:
         teacher=a.teacher,
         pretrained_teacher=a.pretrained_teacher,
         model=a.model,
-        model_overrides=_parse_overrides(a.set),
+        model_overrides=parse_overrides(a.set),
         seeds=tuple(a.seeds),
         variants=tuple(a.variants),
         teacher_train=dataclasses.replace(TEACHER_TRAIN_DEFAULTS, epochs=a.teacher_epochs),

@@ -166,7 +166,7 @@ def _add_run_args(p: argparse.ArgumentParser, *, out: bool = True) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _parse_overrides(items: Sequence[str] | None) -> dict:
+def parse_overrides(items: Sequence[str] | None) -> dict:
     """``KEY=VALUE`` pairs; values parsed as JSON when possible (numbers, true/false)."""
     out = {}
     for item in items or []:
@@ -239,7 +239,7 @@ def cmd_distill(a: argparse.Namespace) -> int:
             augmented_file=a.augmented_file,
             distill_config=dcfg,
             train=_train_config(a),
-            model_overrides=_parse_overrides(a.set),
+            model_overrides=parse_overrides(a.set),
             init_embeddings=not a.no_init_embeddings,
             freeze_embeddings=a.freeze_embeddings,
             device=a.device,
@@ -262,7 +262,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             tokenizer=a.tokenizer,
             data=_data_args(a),
             train=_train_config(a),
-            model_overrides=_parse_overrides(a.set),
+            model_overrides=parse_overrides(a.set),
             device=a.device,
             overwrite=a.overwrite,
             show_progress=not a.no_progress,
@@ -283,7 +283,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         split=a.split,
         batch_size=a.eval_batch_size,
         device=a.device,
-        model_overrides=_parse_overrides(a.set),
+        model_overrides=parse_overrides(a.set),
     )
     if a.output:
         write_json(a.output, metrics)

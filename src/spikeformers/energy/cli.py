@@ -158,7 +158,7 @@ def energy_of_run(
 
 def run_energy(args: argparse.Namespace) -> int:
     """Count and price a saved model (and teacher) on a split; print and write ``energy.json``."""
-    from spikeformers.cli import _data_args, _parse_overrides
+    from spikeformers.cli import _data_args, parse_overrides
     from spikeformers.utils.io import write_json
 
     report, payload = energy_of_run(
@@ -171,7 +171,7 @@ def run_energy(args: argparse.Namespace) -> int:
         table=args.table,
         exclude=args.exclude,
         device=getattr(args, "device", None),
-        model_overrides=_parse_overrides(args.set),
+        model_overrides=parse_overrides(args.set),
     )
     out = Path(args.output) if args.output else Path(args.model) / "energy.json"
     write_json(out, payload)
