@@ -226,6 +226,32 @@ def peak_alloc_mb(fn: Callable[[], object], device: torch.device) -> float | Non
     return peak / 2**20
 
 
+def count_ops(fn: Callable[[], object]) -> int | None:
+    """Non-view ATen operators dispatched while ``fn()`` runs, backward included.
+
+    Below autograd, so these are the operators that compute: on CUDA each launches at least one
+    kernel. The count depends on the code path, not on the device or the load. ``None`` if
+    PyTorch's dispatch-mode hook (a semi-private API) is not available.
+    """
+    try:
+        from torch.utils._python_dispatch import TorchDispatchMode
+    except ImportError:
+        return None
+
+    class _Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            self.n += not func.is_view
+            return func(*args, **(kwargs or {}))
+
+    with _Count() as counter:
+        fn()
+    return counter.n
+
+
 def static_mb(model: nn.Module, opt: torch.optim.Optimizer) -> float:
     """MiB of parameters plus optimiser state tensors."""
     total = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -277,9 +303,13 @@ def memory_worker(args: argparse.Namespace) -> dict:
     step_peak = peak_alloc_mb(t.step, t.device)  # activations + gradients + temporaries
     static = static_mb(t.model, t.opt)
     rss_peak = None if cuda or rss_base is None else _peak_rss_mb() - rss_base
+    b = t.batch
     return {
         "neuron": neuron,
         "L": length,
+        "ops_fwd_bwd": count_ops(
+            lambda: t.model(b["ids"], attention_mask=b["mask"], labels=b["labels"]).loss.backward()
+        ),
         "saved_MB": saved_activation_mb(t.model, t.batch),
         "step_peak_MB": step_peak,
         "static_MB": static,
@@ -362,6 +392,7 @@ def neuron_only(args: argparse.Namespace, length: int) -> list[dict]:
                 "shape": [args.batch_size, length, args.hidden],
                 "fwd_bwd_ms_median": 1e3 * statistics.median(times[n]),
                 "fwd_bwd_ms_min": 1e3 * min(times[n]),
+                "ops_fwd_bwd": count_ops(layer.run),
                 "saved_MB": saved_tensor_mb(layer.neuron, layer.forward),
                 "peak_MB": peak_alloc_mb(layer.run, layer.device),
                 "firing_rate": rate,
@@ -505,14 +536,15 @@ def _coding_table(result: dict) -> list[str]:
 
 
 def markdown(result: dict) -> str:
-    """Two Markdown tables: training cost (ratios vs the first neuron) and synaptic operations."""
+    """Markdown tables: training cost (ratios vs the first setting), one neuron layer, BPSN vs
+    repeat coding (when both ran) and synaptic operations. "ops fwd+bwd" is :func:`count_ops`."""
     neurons = result["config"]["neurons"]
     base_name = neurons[0]
     lines = [
         f"| L | neuron | step s (median) | speed-up vs {base_name} | step s (min) | speed-up | "
         "fwd+bwd s (median) | speed-up | saved acts MB | less | step peak MB | less | "
-        "total peak MB | less |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "total peak MB | less | ops fwd+bwd |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by = {(r["neuron"], r["L"]): r for r in result["training"]}
     for length in result["config"]["lengths"]:
@@ -528,14 +560,17 @@ def markdown(result: dict) -> str:
                 f"{_mb(r['saved_MB'])} | "
                 f"{_ratio(base['saved_MB'], r['saved_MB'])} | {_mb(r['step_peak_MB'])} | "
                 f"{_ratio(base['step_peak_MB'], r['step_peak_MB'])} | "
-                f"{_mb(r['total_peak_MB'])} | {_ratio(base['total_peak_MB'], r['total_peak_MB'])} |"
+                f"{_mb(r['total_peak_MB'])} | "
+                f"{_ratio(base['total_peak_MB'], r['total_peak_MB'])} | "
+                f"{r.get('ops_fwd_bwd', 'n/a')} |"
             )
     layer_names = [n for n in neurons if n in NEURONS]  # repeat coding has no layer row
     lines += [
         "",
         "| L | neuron layer [B, L, D] | fwd+bwd ms (median) | speed-up vs first | "
-        "fwd+bwd ms (min) | speed-up | saved MB | less | peak MB | less | firing rate |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "fwd+bwd ms (min) | speed-up | saved MB | less | peak MB | less | firing rate | "
+        "ops fwd+bwd |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by = {(r["neuron"], r["L"]): r for r in result["neuron_only"]}
     for length in result["config"]["lengths"] if layer_names else []:
@@ -549,7 +584,7 @@ def markdown(result: dict) -> str:
                 f"{_ratio(base['fwd_bwd_ms_min'], r['fwd_bwd_ms_min'])} | "
                 f"{_mb(r['saved_MB'])} | {_ratio(base['saved_MB'], r['saved_MB'])} | "
                 f"{_mb(r['peak_MB'])} | {_ratio(base['peak_MB'], r['peak_MB'])} | "
-                f"{r['firing_rate']:.3f} |"
+                f"{r['firing_rate']:.3f} | {r.get('ops_fwd_bwd', 'n/a')} |"
             )
     lines += _coding_table(result)
     lines += [

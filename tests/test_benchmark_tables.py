@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import torch
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bpsn_vs_lif.py"
 
 
@@ -57,3 +59,12 @@ def test_markdown_has_no_neuron_layer_row_for_repeat_coding():
     rows = [ln for ln in bench.markdown(result).splitlines() if "[2, 64, 8]" in ln]
     assert [r.split(" | ")[1].split()[0] for r in rows] == ["lif", "bpsn"]
     assert rows[1].split(" | ")[3] == "2.00x"  # 8 ms / 4 ms
+
+
+def test_count_ops_counts_computing_operators_forward_and_backward():
+    bench = _load()
+    x = torch.ones(4, 3, requires_grad=True)
+    assert bench.count_ops(lambda: (x.view(12) * 2.0).sum()) == 2  # mul, sum; the view is free
+    # backward: the seed gradient (ones_like), sum's backward (an expand: a view) and mul's
+    # (one mul); the first gradient of x is stored as a detached alias (a view)
+    assert bench.count_ops(lambda: (x.view(12) * 2.0).sum().backward()) == 4
