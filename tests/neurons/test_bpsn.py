@@ -436,3 +436,54 @@ def test_bpsn_rejects_mismatched_shapes():
         neuron(torch.zeros(1, 5, 3), torch.ones(1, 4))
     with pytest.raises(ValueError, match=r"\[B, L, D\]"):
         bpsn_parallel(torch.zeros(5, 3), None, **neuron._dynamics_kwargs())
+
+
+def _lagged_dot_products(grad: torch.Tensor, seq: torch.Tensor, n: int) -> torch.Tensor:
+    """``out[d, m] = Σ_{b,t} grad[b, t, d] · seq[b, t + m - n // 2, d]`` by explicit loops."""
+    p, (_, length, d) = n // 2, seq.shape
+    out = torch.zeros(d, n, dtype=seq.dtype)
+    for m in range(n):
+        for t in range(length):
+            if 0 <= t + m - p < length:
+                out[:, m] += (grad[:, t] * seq[:, t + m - p]).sum(0)
+    return out
+
+
+@pytest.mark.parametrize("budget", [16 * 2**20, 1])  # one channel group / one group per channel
+@pytest.mark.parametrize(("b", "length", "n"), [(1, 1, 15), (3, 2, 3), (2, 7, 17), (3, 40, 15)])
+def test_kernel_gradient_equals_explicit_lagged_sums(b, length, n, budget):
+    from spikeformers.neurons.bpsn import _kernel_grad
+
+    gen = torch.Generator().manual_seed(b * 100 + length)
+    grad = torch.randn(b, length, 5, generator=gen, dtype=torch.float64)
+    seq = torch.randn(b, length, 5, generator=gen, dtype=torch.float64)
+    got = _kernel_grad(grad, seq, n, budget=budget)
+    torch.testing.assert_close(got, _lagged_dot_products(grad, seq, n), atol=1e-10, rtol=0)
+
+
+def test_bpsn_backward_replays_the_forward_spikes_under_autocast(monkeypatch):
+    # Under bf16 autocast the forward convolutions run in bf16; the backward's recomputation must
+    # give the same spikes (recomputed in float32, about 0.1% of them flip).
+    import spikeformers.neurons.bpsn as bpsn_module
+
+    neuron = BPSN(64, kernel_size=8, reset_passes=1, detach_reset=True, v_threshold=0.5)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 50, 64, generator=gen).requires_grad_(True)
+    replayed = {}
+    passes = bpsn_module._passes
+
+    def spy(*args):
+        spikes, kept = passes(*args)
+        if args[-1] != "none":  # the backward's recomputation: keep the last pass's potential
+            replayed["v"] = kept[-1][0].clone()
+        return spikes, kept
+
+    monkeypatch.setattr(bpsn_module, "_passes", spy)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        spikes = neuron(x, torch.ones(8, 50))
+    assert spikes.dtype == torch.bfloat16
+    (spikes.float() * torch.randn(x.shape, generator=gen)).sum().backward()
+    v = replayed["v"]
+    assert v.dtype == torch.bfloat16
+    assert torch.equal((v >= neuron.threshold.to(v.dtype)).to(spikes.dtype), spikes)
+    assert x.grad is not None and x.grad.dtype == torch.float32 and x.grad.abs().sum() > 0

@@ -70,8 +70,11 @@ Implementation of the parallel path (the dynamics above are unchanged by it):
   inputs), overwriting intermediates in place once they are used. Its backward is the gradient
   of the autograd graph of the same dynamics (surrogate derivative for ``Θ``);
   :func:`bpsn_sequential_reference` checks both. The kernel gradient (``2k - 1`` lagged dot
-  products per channel) is a batched matmul (:func:`_kernel_grad`). Other spike modules take a
-  plain autograd graph of the same operations.
+  products per channel) is a batched matmul (:func:`_kernel_grad`). The Function builds the
+  merged kernels itself (:func:`_kernels`) and maps their gradients back to ``w_f, w_b, a`` by
+  hand, and backward replays the forward's autocast state. A layer's forward + backward is
+  about 70 operators whatever ``L`` (a serial LIF needs about ``6L``): on a GPU, that many
+  kernel launches. Other spike modules take a plain autograd graph of the same operations.
 
 Determinism: on CPU every operation is deterministic (oneDNN convolutions, elementwise ops,
 fixed-order reductions, ``bmm``). On CUDA the recomputation in backward relies on cuDNN picking
@@ -211,29 +214,34 @@ def _correlate(seq: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 
 def _kernel_grad(
-    grad: torch.Tensor, seq: torch.Tensor, n: int, *, channels: int = 128
+    grad: torch.Tensor, seq: torch.Tensor, n: int, *, budget: int = 16 * 2**20
 ) -> torch.Tensor:
     """Kernel gradient of :func:`_correlate`: ``g[:, m] = Σ_{b,t} grad[b,t] · seq[b, t + m - p]``.
 
     ``n = 2p + 1`` per-channel lagged dot products over ``B·L`` terms, done by two batched
     matmuls instead of ``n`` multiply-and-sum passes. Both tensors are laid out channel-major as
-    one long zero-separated sequence per channel (``p`` zeros between samples, so no lag reaches
-    into a neighbouring sample) and cut into rows of ``c >= 2p`` steps; row ``r`` of ``grad``
-    meets the ``2c`` steps of ``seq`` that start ``p`` before it (two adjacent rows, both
-    plain strided views), ``G[d] = Σ_r grad_rowᵀ · seq_window`` (``[D, c, 2c]``), and lag ``m``
-    is the sum of ``G``'s ``m``-th diagonal. The channels are processed in groups, which bounds
-    the two relaid copies to a fraction of the input's size.
+    one long zero-separated sequence per channel (each sample followed by ``p`` zeros, so no lag
+    reaches into a neighbouring sample, and whole zero samples before and after the data; one
+    ``pad`` each) and cut into rows of ``c >= 2p`` steps; row ``r`` of ``grad`` meets the ``2c``
+    steps of ``seq`` that start ``p`` before it (two adjacent rows, both plain strided views),
+    ``G[d] = Σ_r grad_rowᵀ · seq_window`` (``[D, c, 2c]``), and lag ``m`` is the sum of ``G``'s
+    ``m``-th diagonal. About six operators whatever the size (on a GPU, six kernel launches);
+    the channels are processed in groups only when one relaid copy would exceed ``budget``
+    bytes, which bounds the transient memory of very large inputs.
 
     Args:
         grad: ``[B, L, D]``.
         seq: ``[B, L, D]``.
         n: Number of taps ``2p + 1``.
-        channels: Channels per group.
+        budget: Largest relaid copy, in bytes, before the channels are split into groups.
 
     Returns:
         ``[D, n]``.
     """
-    D = seq.shape[-1]
+    B, L, D = seq.shape
+    p = n // 2
+    span = L + p  # one sample and the p zeros after it
+    channels = max(1, budget // ((B + 2) * span * seq.element_size()))
     if channels < D:
         return torch.cat(
             [
@@ -241,27 +249,21 @@ def _kernel_grad(
                 for i in range(0, D, channels)
             ]
         )
-    B, L, D = seq.shape
-    p = n // 2
     c = max(16, 2 * p)
-    span = L + p  # one sample and the p zeros after it
-    start = c + p  # first data step: the rows of grad start at step c, their windows p earlier
-    rows = -(-(p + B * span) // c)  # rows of c steps from step c on that cover all the data
-    total = (rows + 2) * c  # the window of the last row reaches one row further
+    lead = 1 if p else 0  # zero samples before the data: the first window starts p before it
+    start = lead * span  # first data step, where the rows of grad start
+    rows = -(-(B * span) // c)  # rows of c steps that cover all the data
+    # The second window half of the last row reaches c steps past the rows.
+    trail = max(0, -(-(start - p + (rows + 1) * c - (lead + B) * span) // span))
 
-    def lay_out(t: torch.Tensor) -> torch.Tensor:
-        buf = t.new_empty(D, total)
-        buf[:, :start].zero_()
-        buf[:, start + B * span :].zero_()
-        body = buf[:, start : start + B * span].view(D, B, span)
-        body[:, :, L:].zero_()
-        body[:, :, :L].copy_(t.permute(2, 0, 1))
-        return buf
+    def lay_out(t: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (D, (lead + B + trail) * span)
+        return F.pad(t.permute(2, 0, 1), (0, p, lead, trail)).view(D, -1)
 
     g, s = lay_out(grad), lay_out(seq)
-    g_rows = g[:, c : c + rows * c].view(D, rows, c).transpose(1, 2)  # (D, c, rows)
-    first = s[:, c - p : c - p + rows * c].view(D, rows, c)  # window steps 0 .. c-1
-    second = s[:, 2 * c - p : 2 * c - p + rows * c].view(D, rows, c)  # steps c .. 2c-1
+    g_rows = g[:, start : start + rows * c].view(D, rows, c).transpose(1, 2)  # (D, c, rows)
+    w0 = start - p
+    first = s[:, w0 : w0 + rows * c].view(D, rows, c)  # window steps 0 .. c-1
+    second = s[:, w0 + c : w0 + c + rows * c].view(D, rows, c)  # steps c .. 2c-1
     G = torch.cat([torch.bmm(g_rows, first), torch.bmm(g_rows, second)], dim=2)  # (D, c, 2c)
     # Lag m of row step i is window step i + m: the diagonals G[d, i, i + m], summed over i.
     return torch.as_strided(G, (D, c, n), (G.stride(0), 2 * c + 1, 1)).sum(1)
@@ -358,15 +360,62 @@ def _passes(
     return s, kept
 
 
+def _kernels(
+    weight_fwd: torch.Tensor,
+    weight_bwd: torch.Tensor,
+    fusion: torch.Tensor,
+    reset_taps: torch.Tensor | None,
+    *,
+    fusion_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The merged kernels without autograd, in a handful of operators (the fused path's).
+
+    The same values, bit for bit, as :func:`merged_charge_kernel` and :func:`merged_reset_kernel`
+    (the same products and sums), plus, if ``fusion_grad``, the kernel of ``∂C/∂a = C_f - C_b``
+    (``[taps reversed, 0, -taps]``).
+
+    Returns:
+        ``(K [D, 2k-1], R [D, 2k_r+1] or None, R_a [D, 2k_r+1] or None)``; no reset kernels
+        without ``reset_taps``.
+    """
+    a = fusion.unsqueeze(1)  # (D, 1)
+    b = 1.0 - a
+    kf, kb = a * weight_fwd, b * weight_bwd  # (D, k) each
+    kernel = torch.cat([kf[:, 1:].flip(1), kf[:, :1] + kb[:, :1], kb[:, 1:]], dim=1)
+    if reset_taps is None:
+        return kernel, None, None
+    zero = reset_taps.new_zeros(reset_taps.shape[0], 1)
+    reset = torch.cat([(a * reset_taps).flip(1), zero, b * reset_taps], dim=1)
+    diff = torch.cat([reset_taps.flip(1), zero, -reset_taps], dim=1) if fusion_grad else None
+    return kernel, reset, diff
+
+
+def _autocast_state(device_type: str) -> tuple[bool, torch.dtype | None]:
+    """Whether autocast is on for ``device_type`` and its lower-precision dtype."""
+    try:
+        return torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+    except (TypeError, AttributeError):  # PyTorch < 2.4: per-device functions
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
+        return torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
+
+
 class _BPSNFunction(torch.autograd.Function):
     """Fused BPSN forward/backward that saves only ``x̃ = m ⊙ x`` (and the mask) for backward.
 
     Everything else (the charge ``H``, the spikes of every pass, the reset counts) is recomputed
     from ``x̃`` in backward bit for bit (the same ops on the same inputs), so a BPSN layer keeps
-    one ``[B, L, D]`` tensor alive between forward and backward, like the input a ``Linear`` keeps.
-    The gradients are those of the autograd graph of the same dynamics (``Θ`` backward is the
-    surrogate derivative; ``detach_reset`` cuts the path through the counted spikes). The reset
-    kernel is built inside from ``a`` and the taps; ``∂C/∂a = C_f - C_b`` is one more convolution.
+    one ``[B, L, D]`` tensor alive between forward and backward, like the input a ``Linear`` keeps
+    (plus the ``[D, 2k+1]`` kernels). The gradients are those of the autograd graph of the same
+    dynamics (``Θ`` backward is the surrogate derivative; ``detach_reset`` cuts the path through
+    the counted spikes). The merged kernels are built here from ``w_f, w_b, a`` and the reset
+    taps (:func:`_kernels`), and their gradients are mapped back to those by hand
+    (``∂C/∂a = C_f - C_b`` is one more convolution), which keeps the operator count, and so the
+    number of GPU kernel launches, independent of ``L`` and small.
+
+    Under autocast the forward's convolutions run in the lower precision; backward runs under
+    the same autocast state, so its recomputation gives the forward's spikes exactly (a plain
+    backward outside autocast would recompute them in float32, where a few flip).
     """
 
     @staticmethod
@@ -374,37 +423,56 @@ class _BPSNFunction(torch.autograd.Function):
         ctx,
         x: torch.Tensor,
         mask: torch.Tensor | None,
-        kernel: torch.Tensor,
+        weight_fwd: torch.Tensor,
+        weight_bwd: torch.Tensor,
+        fusion: torch.Tensor,
         threshold: torch.Tensor,
         reset_strength: torch.Tensor | None,
-        fusion: torch.Tensor | None,
         reset_taps: torch.Tensor | None,
         reset_passes: int,
         detach_reset: bool,
         surrogate: Surrogate,
     ) -> torch.Tensor:
         xm = x if mask is None else x * mask
-        reset_kernel = None
-        if reset_passes:
-            assert reset_taps is not None and fusion is not None
-            reset_kernel = merged_reset_kernel(reset_taps, fusion)
+        kernel, reset_kernel, diff = _kernels(
+            weight_fwd,
+            weight_bwd,
+            fusion,
+            reset_taps if reset_passes else None,
+            fusion_grad=ctx.needs_input_grad[4],
+        )
         s, _ = _passes(
             xm, mask, kernel, threshold, reset_strength, reset_kernel, reset_passes, "none"
         )
         assert s is not None
-        ctx.save_for_backward(xm, mask, kernel, threshold, reset_strength, fusion, reset_taps)
+        ctx.save_for_backward(
+            xm, mask, kernel, reset_kernel, diff, weight_fwd, weight_bwd, fusion, threshold,
+            reset_strength, reset_taps,
+        )  # fmt: skip
         ctx.reset_passes = reset_passes
         ctx.detach_reset = detach_reset
         ctx.surrogate = surrogate
+        ctx.device_type = x.device.type
+        ctx.autocast = _autocast_state(x.device.type)
         return s
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
-        xm, mask, kernel, threshold, beta, fusion, reset_taps = ctx.saved_tensors
+        enabled, dtype = ctx.autocast
+        if not enabled:
+            return _BPSNFunction._backward(ctx, grad_out)
+        with torch.autocast(ctx.device_type, dtype=dtype):
+            return _BPSNFunction._backward(ctx, grad_out)
+
+    @staticmethod
+    def _backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (xm, mask, kernel, reset_kernel, diff, w_f, w_b, fusion, threshold, beta, reset_taps) = (
+            ctx.saved_tensors
+        )
         P, detach = ctx.reset_passes, ctx.detach_reset
-        need = ctx.needs_input_grad  # x, mask, kernel, threshold, beta, fusion, reset_taps, ...
-        reset_kernel = None if not P else merged_reset_kernel(reset_taps, fusion)
+        # x, mask, w_f, w_b, fusion, threshold, beta, reset_taps, ...
+        need = ctx.needs_input_grad
         _, kept = _passes(
             xm, mask, kernel, threshold, beta, reset_kernel, P, "last" if detach else "all"
         )
@@ -421,18 +489,16 @@ class _BPSNFunction(torch.autograd.Function):
                 del v
                 break
             # u = h - β C - θ with C = a C_f + (1 - a) C_b: dL/dC = -β gu.
-            if need[4]:
+            if need[6]:
                 db = c.mul_(gu).sum((0, 1)).neg_()
                 d_beta = db if d_beta is None else d_beta.add_(db)
             del c
-            if need[5]:  # ∂C/∂a = C_f - C_b: the reset convolution with [taps reversed, 0, -taps]
-                diff = merged_reset_kernel(reset_taps, torch.ones_like(fusion))
-                diff[:, diff.shape[1] // 2 + 1 :] = -reset_taps
+            if need[4]:  # ∂C/∂a = C_f - C_b: the reset convolution with [taps reversed, 0, -taps]
                 da = _correlate(s_prev, diff).mul_(gu).sum((0, 1)).mul_(beta).neg_()
                 d_fusion = da if d_fusion is None else d_fusion.add_(da)
-            if need[6] or not detach:
+            if need[7] or not detach:
                 dc = gu * beta.neg()
-                if need[6]:  # learnable reset taps (BPSN's are fixed)
+                if need[7]:  # learnable reset taps (BPSN's are fixed)
                     gk = _kernel_grad(dc, s_prev, reset_kernel.shape[1])  # (D, 2 k_r + 1)
                     k_r = reset_taps.shape[1]
                     dt = (gk[:, :k_r].flip(1) * fusion[:, None]).add_(
@@ -446,15 +512,26 @@ class _BPSNFunction(torch.autograd.Function):
             if detach:  # earlier passes only feed detached spikes into this one
                 break
         del kept
-        dx = d_kernel = None
-        if need[2]:  # before dx: its transient layouts then coexist with one tensor less
-            d_kernel = _kernel_grad(dh, xm, kernel.shape[1])
+        dx = d_w_f = d_w_b = None
+        if any(need[2:5]):  # before dx: its transient layouts then coexist with one tensor less
+            # K[-i] = a w_f[i] (i >= 1), K[0] = a w_f[0] + (1 - a) w_b[0], K[j] = (1 - a) w_b[j]
+            k = w_f.shape[1]
+            d_kernel = _kernel_grad(dh, xm, kernel.shape[1])  # (D, 2k - 1)
+            g_f, g_b = d_kernel[:, :k].flip(1), d_kernel[:, k - 1 :]  # (D, k): taps of w_f, w_b
+            a = fusion.unsqueeze(1)
+            d_w_f = g_f * a if need[2] else None
+            d_w_b = g_b * (1.0 - a) if need[3] else None
+            if need[4]:
+                da = (g_f * w_f).sub_(g_b * w_b).sum(1)
+                d_fusion = da if d_fusion is None else d_fusion.add_(da)
         if need[0]:
             dx = _correlate(dh, kernel.flip(1))
             if mask is not None:
                 dx.mul_(mask)
-        d_theta = d_theta.neg_() if need[3] else None
-        return dx, None, d_kernel, d_theta, d_beta, d_fusion, d_taps, None, None, None
+        d_theta = d_theta.neg_() if need[5] else None
+        return (
+            dx, None, d_w_f, d_w_b, d_fusion, d_theta, d_beta, d_taps, None, None, None,
+        )  # fmt: skip
 
 
 def bpsn_parallel(
@@ -500,17 +577,18 @@ def bpsn_parallel(
     if x.shape[1] == 0:  # no time steps, no spikes (the convolutions need L >= 1)
         return torch.zeros_like(x)
     m = None if m is None else m.unsqueeze(-1)  # (B, L, 1)
-    kernel = merged_charge_kernel(weight_fwd, weight_bwd, fusion).to(x.dtype)  # (D, 2k-1)
+    w_f, w_b, a = weight_fwd.to(x.dtype), weight_bwd.to(x.dtype), fusion.to(x.dtype)
     theta = threshold.to(x.dtype)
-    a = beta = taps = None
+    beta = taps = None
     if reset_passes:
-        a, beta, taps = fusion.to(x.dtype), reset_strength.to(x.dtype), reset_taps
+        beta, taps = reset_strength.to(x.dtype), reset_taps
     if isinstance(surrogate, Surrogate) and surrogate.spiking:
         return _BPSNFunction.apply(
-            x, m, kernel, theta, beta, a, taps, reset_passes, detach_reset, surrogate
+            x, m, w_f, w_b, a, theta, beta, taps, reset_passes, detach_reset, surrogate
         )
 
     # Generic spike module: the same operations under plain autograd (saves more for backward).
+    kernel = merged_charge_kernel(w_f, w_b, a)  # (D, 2k-1)
     xm = x if m is None else x * m
     h = _correlate(xm, kernel)  # (B, L, D)
     s = surrogate(h - theta)
@@ -671,6 +749,10 @@ class BPSN(nn.Module):
         beta = float(reset_strength) if reset_strength > 0 else 1.0
         beta_raw = beta + math.log(-math.expm1(-beta))
         self.reset_raw = nn.Parameter(torch.full((num_channels,), beta_raw))
+        # Fixed taps λ^j, j = 1 .. k: a buffer (follows .to() and dtype casts; not saved), so a
+        # forward does not rebuild them.
+        taps = self.tau * lif_kernel(self.tau, kernel_size, start=1)
+        self.register_buffer("_reset_taps", taps.to(torch.get_default_dtype()), persistent=False)
 
     @property
     def fusion(self) -> torch.Tensor:
@@ -683,8 +765,9 @@ class BPSN(nn.Module):
         return F.softplus(self.reset_raw)
 
     def reset_taps(self) -> torch.Tensor:
-        """Fixed reset-count taps ``λ^j`` for ``j = 1 .. k`` (``λ = 1 - 1/τ``), float64 ``[k]``."""
-        return self.tau * lif_kernel(self.tau, self.kernel_size, start=1)
+        """Fixed reset-count taps ``λ^j`` for ``j = 1 .. k`` (``λ = 1 - 1/τ``), ``[k]``, in the
+        module's floating dtype (computed in float64 and rounded once)."""
+        return self._reset_taps
 
     def _dynamics_kwargs(self) -> dict:
         return {
