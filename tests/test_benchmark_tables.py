@@ -1,17 +1,18 @@
-"""Tables of ``benchmarks/bpsn_vs_lif.py``: ratios in the direction the headers state."""
+"""Tables of the benchmark scripts: ratios and summaries computed as their headers state."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bpsn_vs_lif.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("bpsn_vs_lif", SCRIPT)
+def _load(name: str = "bpsn_vs_lif"):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -68,3 +69,34 @@ def test_count_ops_counts_computing_operators_forward_and_backward():
     # backward: the seed gradient (ones_like), sum's backward (an expand: a view) and mul's
     # (one mul); the first gradient of x is stored as a detached alias (a view)
     assert bench.count_ops(lambda: (x.view(12) * 2.0).sum().backward()) == 4
+
+
+def _summary(student: float) -> dict:
+    return {
+        "teacher": {"accuracy": 0.8},
+        "student": {"accuracy": student, "f1": 0.5, "firing_rate": 0.05},
+        "energy": {"ratio_paper": 0.044, "ratio_full": 0.062},
+        "seconds": 500.0,
+    }
+
+
+def test_quickstart_runs_table_gives_mean_and_sample_sd_per_family():
+    bench = _load("quickstart_runs")
+    rows = [
+        {"family": "spikebert", "seed": s, "summary": _summary(acc)}
+        for s, acc in enumerate([0.70, 0.74, 0.78])
+    ] + [{"family": "snnbert", "seed": 0, "summary": _summary(0.8)}]
+    lines = bench.markdown(rows).splitlines()
+    assert "| spikebert | 0 | 0.8000 | 0.7000 | 0.5000 | 0.050 | 4.4% | 6.2% | 500 |" in lines
+    # mean 0.74; sample sd sqrt((0.04^2 + 0 + 0.04^2) / 2) = 0.04; snnbert has one seed: no row
+    assert lines[-1] == "| spikebert | 3 | 0.7400 | 0.0400 | 0.7000 | 0.7800 |"
+
+
+def test_quickstart_runs_parses_explicit_family_seed_pairs():
+    bench = _load("quickstart_runs")
+    args = bench.parse_args(["--runs", "snnbert:3", "spikebert:0"])
+    assert bench.runs(args) == [("snnbert", 3), ("spikebert", 0)]
+    args = bench.parse_args(["--families", "spikebert", "snnbert", "--seeds", "0", "1"])
+    assert bench.runs(args)[1] == ("spikebert", 1) and len(bench.runs(args)) == 4
+    with pytest.raises(SystemExit, match="FAMILY:SEED"):
+        bench.runs(bench.parse_args(["--runs", "bert:0"]))

@@ -1,0 +1,135 @@
+"""The README's quickstart, repeated: every student family and several seeds, one table.
+
+Each run is exactly ``spikeformers quickstart --family F --seed S --out OUT/F-seedS`` (the
+README's command with another family or seed), in a fresh process, one after the other, so the
+runs do not compete for the cores. A finished run (its ``summary.json`` exists) is reused with
+``--resume``. The seed drives the data split's training-order shuffling, initialisation and
+dropout (teacher and student); the train / validation / test split itself is fixed (seed 0), so
+every run is scored on the same 487 test snippets.
+
+Usage::
+
+    python benchmarks/quickstart_runs.py --families spikebert snnbert spikingbert --seeds 0
+    python benchmarks/quickstart_runs.py --runs spikebert:0 spikebert:1 snnbert:0 --resume
+
+Writes a Markdown table to stdout and ``benchmarks/results/quickstart_runs.json`` (every run's
+summary, its wall time and the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, save  # noqa: E402
+
+FAMILIES = ("spikebert", "spikingbert", "snnbert")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--families", nargs="+", choices=FAMILIES, default=["spikebert"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        metavar="FAMILY:SEED",
+        help="explicit runs (instead of every --families x --seeds pair)",
+    )
+    p.add_argument("--out-dir", type=Path, default=Path("runs/quickstart_runs"))
+    p.add_argument("--resume", action="store_true", help="reuse runs that have a summary.json")
+    p.add_argument("--fast", action="store_true", help="quickstart --fast (a smoke test)")
+    p.add_argument("--name", default="quickstart_runs", help="results file name")
+    return p.parse_args(argv)
+
+
+def runs(a: argparse.Namespace) -> list[tuple[str, int]]:
+    """The (family, seed) pairs to run, in order."""
+    if not a.runs:
+        return [(f, s) for f in a.families for s in a.seeds]
+    pairs = []
+    for item in a.runs:
+        family, _, seed = item.partition(":")
+        if family not in FAMILIES or not seed.lstrip("-").isdigit():
+            raise SystemExit(f"--runs {item!r}: expected FAMILY:SEED with FAMILY in {FAMILIES}")
+        pairs.append((family, int(seed)))
+    return pairs
+
+
+def run_one(family: str, seed: int, out: Path, resume: bool, fast: bool = False) -> dict:
+    """One quickstart in a fresh process; its summary plus how it was obtained."""
+    summary = out / "summary.json"
+    if resume and summary.exists():
+        return {"reused": True, **json.loads(summary.read_text())}
+    cmd = [sys.executable, "-m", "spikeformers", "quickstart", "--family", family]
+    cmd += ["--seed", str(seed), "--out", str(out), "--overwrite", "--no-progress"]
+    cmd += ["--fast"] if fast else []
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return {"reused": False, "wall_s": time.perf_counter() - t0, **json.loads(summary.read_text())}
+
+
+def markdown(rows: list[dict]) -> str:
+    """One row per run, then mean and spread per family when it ran with several seeds."""
+    lines = [
+        "| family | seed | teacher acc | student acc | student F1 | firing rate | "
+        "energy vs teacher (paper) | (full) | quickstart s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        s, e = r["summary"], r["summary"]["energy"]
+        lines.append(
+            f"| {r['family']} | {r['seed']} | {s['teacher']['accuracy']:.4f} | "
+            f"{s['student']['accuracy']:.4f} | {s['student']['f1']:.4f} | "
+            f"{s['student']['firing_rate']:.3f} | {100 * e['ratio_paper']:.1f}% | "
+            f"{100 * e['ratio_full']:.1f}% | {s['seconds']:.0f} |"
+        )
+    by_family: dict[str, list[float]] = {}
+    for r in rows:
+        by_family.setdefault(r["family"], []).append(r["summary"]["student"]["accuracy"])
+    spread = [(f, a) for f, a in by_family.items() if len(a) > 1]
+    if spread:
+        lines += [
+            "",
+            "| family | seeds | student acc mean | sd | min | max |",
+            "|---|---|---|---|---|---|",
+        ]
+        for f, a in spread:
+            lines.append(
+                f"| {f} | {len(a)} | {statistics.mean(a):.4f} | {statistics.stdev(a):.4f} | "
+                f"{min(a):.4f} | {max(a):.4f} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse_args(argv)
+    info = machine() | {"loadavg_start": os.getloadavg()}
+    rows = []
+    for family, seed in runs(a):
+        out = a.out_dir / f"{family}-seed{seed}"
+        print(f"quickstart --family {family} --seed {seed} -> {out}", file=sys.stderr)
+        summary = run_one(family, seed, out, a.resume, a.fast)
+        rows.append({"family": family, "seed": seed, "summary": summary})
+        student = summary["student"]["accuracy"]
+        print(f"  student {student:.4f}, {summary['seconds']:.0f} s", file=sys.stderr)
+    info["loadavg_end"] = os.getloadavg()
+    table = markdown(rows)
+    print(table)
+    path = save(
+        a.name, {"machine": info, "config": vars(a) | {"out_dir": str(a.out_dir)}, "runs": rows}
+    )
+    print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
