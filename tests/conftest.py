@@ -5,6 +5,8 @@ Nothing here touches the network or ../shared/data.
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 
@@ -123,3 +125,29 @@ def tiny_overrides(vocab_size: int, num_labels: int = 2, name: str | None = None
 
     fields = {f.name for f in dataclasses.fields(variant_config_class(name))}
     return {k: v for k, v in kw.items() if k in fields}
+
+
+POS = ["good", "great", "fun", "funny", "moving", "brilliant"]
+NEG = ["bad", "awful", "boring", "dull", "terrible", "mess"]
+
+
+def _sentences(n: int, seed: int) -> list[tuple[str, int]]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        words = rng.sample(WORDS[:10], 3) + [rng.choice(POS if label else NEG)]
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+@pytest.fixture
+def csv_data(tmp_path):
+    """Tiny sentiment CSVs (train 48, dev 16, test 16 rows): ``{split: path}``."""
+    paths = {}
+    for split, n, seed in (("train", 48, 0), ("dev", 16, 1), ("test", 16, 2)):
+        path = tmp_path / f"{split}.csv"
+        path.write_text("sentence,label\n" + "".join(f"{s},{y}\n" for s, y in _sentences(n, seed)))
+        paths[split] = str(path)
+    return paths

@@ -3,37 +3,11 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 import torch
 
 from spikeformers.cli import COMMANDS, main, parse_overrides
-from tests.conftest import WORDS
-
-POS = ["good", "great", "fun", "funny", "moving", "brilliant"]
-NEG = ["bad", "awful", "boring", "dull", "terrible", "mess"]
-
-
-def _sentences(n: int, seed: int) -> list[tuple[str, int]]:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = i % 2
-        words = rng.sample(WORDS[:10], 3) + [rng.choice(POS if label else NEG)]
-        rng.shuffle(words)
-        rows.append((" ".join(words), label))
-    return rows
-
-
-@pytest.fixture
-def csv_data(tmp_path):
-    paths = {}
-    for split, n, seed in (("train", 48, 0), ("dev", 16, 1), ("test", 16, 2)):
-        path = tmp_path / f"{split}.csv"
-        path.write_text("sentence,label\n" + "".join(f"{s},{y}\n" for s, y in _sentences(n, seed)))
-        paths[split] = str(path)
-    return paths
 
 
 def _data_flags(csv_data):

@@ -22,7 +22,7 @@ from spikeformers.neurons.functional import lif_multistep, lif_multistep_referen
 from spikeformers.neurons.surrogate import ATan
 from tests.conftest import tiny_overrides
 from tests.neurons.test_bpsn import _grads, _inputs, _random_bpsn
-from tests.test_cli import FAST, TINY, _data_flags, csv_data  # noqa: F401 (fixture)
+from tests.test_cli import FAST, TINY, _data_flags
 
 DEVICE = torch.device(os.environ.get("SPIKEFORMERS_TEST_DEVICE", "cuda"))
 pytestmark = [
@@ -108,7 +108,7 @@ def test_every_variant_computes_the_same_loss_and_gradients_on_device(name):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
-def test_cli_trains_and_distills_on_device(tmp_path, tiny_teacher_dir, csv_data, capsys, precision):  # noqa: F811
+def test_cli_trains_and_distills_on_device(tmp_path, tiny_teacher_dir, csv_data, capsys, precision):
     if precision == "fp16" and DEVICE.type != "cuda":
         pytest.skip("fp16 training needs CUDA")
     common = [*_data_flags(csv_data), *FAST, "--device", str(DEVICE), "--precision", precision]

@@ -73,7 +73,7 @@ Implementation of the parallel path (the dynamics above are unchanged by it):
   products per channel) is a batched matmul (:func:`_kernel_grad`). The Function builds the
   merged kernels itself (:func:`_kernels`) and maps their gradients back to ``w_f, w_b, a`` by
   hand, and backward replays the forward's autocast state. A layer's forward + backward is
-  about 70 operators whatever ``L`` (a serial LIF needs about ``6L``): on a GPU, that many
+  about 75 operators whatever ``L`` (a serial LIF needs about ``6L``): on a GPU, that many
   kernel launches. Other spike modules take a plain autograd graph of the same operations.
 
 Determinism: on CPU every operation is deterministic (oneDNN convolutions, elementwise ops,
@@ -161,12 +161,12 @@ def merged_charge_kernel(
         ``[D, 2k - 1]``, columns for offsets ``j = -(k-1) .. k-1``.
     """
     a = fusion.unsqueeze(1)  # (D, 1)
-    b = 1.0 - a
+    kf, kb = a * weight_fwd, (1.0 - a) * weight_bwd  # (D, k) each
     return torch.cat(
         [
-            (a * weight_fwd[:, 1:]).flip(1),  # j = -(k-1) .. -1
-            a * weight_fwd[:, :1] + b * weight_bwd[:, :1],  # j = 0
-            b * weight_bwd[:, 1:],  # j = 1 .. k-1
+            kf[:, 1:].flip(1),  # j = -(k-1) .. -1
+            kf[:, :1] + kb[:, :1],  # j = 0
+            kb[:, 1:],  # j = 1 .. k-1
         ],
         dim=1,
     )
@@ -368,26 +368,23 @@ def _kernels(
     *,
     fusion_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """The merged kernels without autograd, in a handful of operators (the fused path's).
-
-    The same values, bit for bit, as :func:`merged_charge_kernel` and :func:`merged_reset_kernel`
-    (the same products and sums), plus, if ``fusion_grad``, the kernel of ``∂C/∂a = C_f - C_b``
-    (``[taps reversed, 0, -taps]``).
+    """The fused path's kernels: :func:`merged_charge_kernel`, :func:`merged_reset_kernel`
+    (if ``reset_taps``) and, if ``fusion_grad``, the kernel of ``∂C/∂a = C_f - C_b``
+    (``[taps reversed, 0, -taps]``). Called without autograd; their gradients are mapped back
+    by hand in :class:`_BPSNFunction`'s backward.
 
     Returns:
         ``(K [D, 2k-1], R [D, 2k_r+1] or None, R_a [D, 2k_r+1] or None)``; no reset kernels
         without ``reset_taps``.
     """
-    a = fusion.unsqueeze(1)  # (D, 1)
-    b = 1.0 - a
-    kf, kb = a * weight_fwd, b * weight_bwd  # (D, k) each
-    kernel = torch.cat([kf[:, 1:].flip(1), kf[:, :1] + kb[:, :1], kb[:, 1:]], dim=1)
+    kernel = merged_charge_kernel(weight_fwd, weight_bwd, fusion)
     if reset_taps is None:
         return kernel, None, None
+    reset = merged_reset_kernel(reset_taps, fusion)
+    if not fusion_grad:
+        return kernel, reset, None
     zero = reset_taps.new_zeros(reset_taps.shape[0], 1)
-    reset = torch.cat([(a * reset_taps).flip(1), zero, b * reset_taps], dim=1)
-    diff = torch.cat([reset_taps.flip(1), zero, -reset_taps], dim=1) if fusion_grad else None
-    return kernel, reset, diff
+    return kernel, reset, torch.cat([reset_taps.flip(1), zero, -reset_taps], dim=1)
 
 
 def _autocast_state(device_type: str) -> tuple[bool, torch.dtype | None]:
