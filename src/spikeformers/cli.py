@@ -126,12 +126,27 @@ def _add_train_args(
         action="store_true",
         help="continue from the latest complete checkpoint in --out (from scratch if none)",
     )
+    p.add_argument(
+        "--report-to",
+        nargs="+",
+        choices=["none", "tensorboard", "wandb", "mlflow"],
+        default=["none"],
+        metavar="TRACKER",
+        help="experiment trackers, offline, inside --out: none, tensorboard, wandb, mlflow "
+        "(several allowed; pip install 'spikeformers[track]')",
+    )
 
 
 def _checkpointing(a: argparse.Namespace):
     from spikeformers.pipeline import CheckpointArgs
 
     return CheckpointArgs(save_every=a.save_every, keep_last=a.keep_checkpoints, resume=a.resume)
+
+
+def _report_to(a: argparse.Namespace) -> list[str]:
+    from spikeformers.tracking import resolve_report_to
+
+    return resolve_report_to(a.report_to)  # a missing package fails before any work
 
 
 def _train_config(a: argparse.Namespace):
@@ -205,6 +220,7 @@ def cmd_finetune_teacher(a: argparse.Namespace) -> int:
             overwrite=a.overwrite,
             show_progress=not a.no_progress,
             checkpointing=_checkpointing(a),
+            report_to=_report_to(a),
         )
     )
     return 0
@@ -246,6 +262,7 @@ def cmd_distill(a: argparse.Namespace) -> int:
             overwrite=a.overwrite,
             show_progress=not a.no_progress,
             checkpointing=_checkpointing(a),
+            report_to=_report_to(a),
         )
     )
     return 0
@@ -267,6 +284,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             overwrite=a.overwrite,
             show_progress=not a.no_progress,
             checkpointing=_checkpointing(a),
+            report_to=_report_to(a),
         )
     )
     return 0

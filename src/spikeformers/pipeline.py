@@ -59,6 +59,7 @@ from spikeformers.distributed import (
 from spikeformers.evaluation import evaluate
 from spikeformers.models.base import CONFIG_NAME, SpikingModel, read_config
 from spikeformers.registry import is_saved_model, load_model
+from spikeformers.tracking import open_trackers
 from spikeformers.trainer import (
     SupervisedObjective,
     TrainConfig,
@@ -380,6 +381,7 @@ def finetune_teacher(
     overwrite: bool = False,
     show_progress: bool = True,
     checkpointing: CheckpointArgs | None = None,
+    report_to: list[str] | None = None,
 ) -> dict:
     """Fine-tune a BERT-family teacher on a task and save it (``transformers`` format).
 
@@ -430,6 +432,7 @@ def finetune_teacher(
             show_progress=show_progress,
             checkpoint=ckpt_cfg,
             dist_env=env,
+            callbacks=open_trackers(report_to, out, is_main=env.is_main),
         )
         return _finish_run(
             out,
@@ -552,6 +555,7 @@ def distill(
     overwrite: bool = False,
     show_progress: bool = True,
     checkpointing: CheckpointArgs | None = None,
+    report_to: list[str] | None = None,
 ) -> dict:
     """Distil a spiking student from a teacher (stage ``general`` or ``task``) and save it.
 
@@ -578,6 +582,8 @@ def distill(
         overwrite: Allow replacing a different run in ``out_dir``.
         show_progress: Show progress bars.
         checkpointing: Periodic checkpoints and resuming.
+        report_to: Experiment trackers (``tensorboard``, ``wandb``, ``mlflow``; see
+            :mod:`spikeformers.tracking`).
     """
     train = train or TrainConfig()
     data = data or DataArgs()
@@ -670,6 +676,7 @@ def distill(
             show_progress=show_progress,
             checkpoint=ckpt_cfg,
             dist_env=env,
+            callbacks=open_trackers(report_to, out, is_main=env.is_main),
         )
         if env.is_main:
             _save_projections(distiller, out)
@@ -730,6 +737,7 @@ def train_direct(
     overwrite: bool = False,
     show_progress: bool = True,
     checkpointing: CheckpointArgs | None = None,
+    report_to: list[str] | None = None,
 ) -> dict:
     """Train a spiking model directly with cross-entropy (no teacher): the baseline.
 
@@ -782,6 +790,7 @@ def train_direct(
             show_progress=show_progress,
             checkpoint=ckpt_cfg,
             dist_env=env,
+            callbacks=open_trackers(report_to, out, is_main=env.is_main),
         )
         return _finish_run(
             out,

@@ -21,10 +21,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from torch import nn
@@ -110,6 +110,17 @@ class TrainConfig:
             raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every}")
+
+
+class TrainCallback(Protocol):
+    """Receives what the loop logs (rank 0 only); see :mod:`spikeformers.tracking`."""
+
+    def on_log(self, record: dict) -> None:
+        """One record of ``train_log.jsonl``: ``{"step", "lr", <loss terms>}`` on log steps, or
+        ``{"step", "epoch", "validation": {...}}`` after a validation pass."""
+
+    def on_train_end(self) -> None:
+        """The loop has ended (normally or by an exception): flush and close."""
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -351,6 +362,7 @@ def fit(
     show_progress: bool = True,
     checkpoint: ckpt.CheckpointConfig | None = None,
     dist_env: DistEnv | None = None,
+    callbacks: Sequence[TrainCallback] = (),
 ) -> TrainResult:
     """Train ``objective`` and keep the best state of ``select_module``.
 
@@ -371,6 +383,8 @@ def fit(
         show_progress: Show a tqdm bar per epoch (rank 0 only).
         checkpoint: Periodic checkpoints and resuming; ``None``: neither.
         dist_env: This process's place in a distributed job (default: from the process group).
+        callbacks: Receive every log record on rank 0 (experiment trackers); each one's
+            ``on_train_end`` is called when the loop ends.
     """
     env = dist_env or current_env(device)
     check_precision(cfg.precision, device)
@@ -417,6 +431,7 @@ def fit(
             last_good, prior_seconds = resumed
     model = wrap_ddp(objective, env)
     log = log_path.open("a", encoding="utf-8") if log_path and env.is_main else None
+    callbacks = list(callbacks) if env.is_main else []
     watch = _LossWatch()
     start = time.perf_counter()
     n_epochs = math.ceil(steps_total / per_epoch)
@@ -444,6 +459,8 @@ def fit(
         if log:
             log.write(json.dumps(record, default=float) + "\n")
             log.flush()
+        for cb in callbacks:
+            cb.on_log(record)
         value = metrics.get(select_key) if select_key else None
         if value is not None and _better(value, sel.best_value, select_mode):
             sel.best_value = value
@@ -514,10 +531,12 @@ def fit(
                 if log_due:
                     values = _reduce_terms(terms, env)
                     bar.set_postfix({k: f"{v:.4f}" for k, v in values.items()})
+                    rec = {"step": result.steps, "lr": sched.get_last_lr()[0], **values}
                     if log:
-                        rec = {"step": result.steps, "lr": sched.get_last_lr()[0], **values}
                         log.write(json.dumps(rec) + "\n")
                         log.flush()  # so a watcher (or a crash) sees progress
+                    for cb in callbacks:
+                        cb.on_log(rec)
                 if final or i + 1 == per_epoch or (i + 1) % eval_every == 0:
                     run_eval()
                     model.train()
@@ -529,6 +548,8 @@ def fit(
     finally:
         if log:
             log.close()
+        for cb in callbacks:
+            cb.on_train_end()
     if sel.best_state is not None:
         select_module.load_state_dict(sel.best_state)
     result.seconds = prior_seconds + time.perf_counter() - start
