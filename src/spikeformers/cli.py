@@ -538,6 +538,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] =
         _lazy("spikeformers.ablation", "add_ablate_arguments"),
         _lazy("spikeformers.ablation", "run_ablate"),
     ),
+    "push": (
+        "upload a run folder with its model card to the Hugging Face Hub",
+        _lazy("spikeformers.cards", "add_push_arguments"),
+        _lazy("spikeformers.cards", "run_push"),
+    ),
     "quickstart": (
         "run the whole pipeline offline on the embedded default",
         _build_quickstart,

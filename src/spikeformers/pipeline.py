@@ -29,6 +29,7 @@ from torch import nn
 
 from spikeformers import __version__
 from spikeformers import checkpoint as ckpt
+from spikeformers.cards import refresh_card
 from spikeformers.data import (
     DataError,
     DatasetSplits,
@@ -454,6 +455,7 @@ def _finish_run(out: Path, env: DistEnv, model: nn.Module, tokenizer, metrics) -
     result = metrics()
     if env.is_main:
         write_json(out / "metrics.json", result)
+        refresh_card(out)  # README.md in the Hugging Face model-card format
     return result
 
 

@@ -176,6 +176,10 @@ def run_energy(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else Path(args.model) / "energy.json"
     write_json(out, payload)
     logger.info("wrote %s", out)
+    if out.resolve() == (Path(args.model) / "energy.json").resolve():
+        from spikeformers.cards import refresh_card
+
+        refresh_card(args.model)  # the card's energy section reads energy.json
     if args.json:
         import json
 
