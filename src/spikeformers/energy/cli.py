@@ -53,6 +53,28 @@ def add_energy_arguments(parser: argparse.ArgumentParser) -> None:
         "45nm-int8, key=value overrides (mac=4.6,ac=0.9,op=4.6) or a JSON file",
     )
     parser.add_argument(
+        "--precision",
+        choices=["fp32", "fp16", "int8"],
+        help="45 nm arithmetic and data-width tables of Horowitz 2014 for this precision "
+        "(instead of --table): fp32 = 45nm, fp16 = 45nm-fp16, int8 = 45nm-int8",
+    )
+    parser.add_argument(
+        "--convention",
+        choices=["paper", "full", "memory", "all"],
+        default="all",
+        help="which convention's per-layer table to print (energy.json holds all): paper "
+        "(MACs + ACs), full (+ every float op), memory (full + memory traffic)",
+    )
+    parser.add_argument(
+        "--weights-in",
+        choices=["sram", "dram"],
+        default="sram",
+        help="memory-aware convention: where weights are read from (sram)",
+    )
+    parser.add_argument(
+        "--plot", metavar="PNG", help="also plot energy vs firing rate with the break-even points"
+    )
+    parser.add_argument(
         "--exclude",
         action="append",
         metavar="PATTERN",
@@ -93,6 +115,8 @@ def energy_of_run(
     exclude: list[str] | None = None,
     device: str | None = None,
     model_overrides: dict | None = None,
+    precision: str | None = None,
+    weights_in: str = "sram",
 ):
     """Count and price a saved model (and its teacher) on a split of ``data``.
 
@@ -107,6 +131,9 @@ def energy_of_run(
         exclude: Module-name patterns reported but left out of the totals.
         device: ``cpu``, ``cuda``... (default: CUDA when present).
         model_overrides: Inference-time config of a saved spiking model (e.g. ``time_steps``).
+        precision: ``fp32``, ``fp16`` or ``int8``: the 45 nm tables of that precision for the
+            arithmetic and the memory-aware estimate (``table`` must then be the default).
+        weights_in: ``sram`` or ``dram``: where the memory-aware estimate reads weights from.
 
     Returns:
         ``(report, payload)``: the :class:`EnergyReport` and the ``energy.json`` dict.
@@ -120,7 +147,14 @@ def energy_of_run(
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"--max-samples must be >= 1, got {max_samples}")
-    prices = get_table(table)
+    from spikeformers.energy.memory import MemoryTable, precision_tables
+
+    if precision is not None:
+        if table != "45nm":
+            raise ValueError("give --precision or --table, not both")
+        prices, memory = precision_tables(precision, weights_in=weights_in)
+    else:
+        prices, memory = get_table(table), MemoryTable(weights_in=weights_in)
     dev = pick_device(device)
     model, tokenizer = load_any(model_dir, model_overrides)
     splits = load_data(data)
@@ -134,6 +168,7 @@ def energy_of_run(
         teacher.to(dev)
         teacher_loader = _loader(examples, teacher_tok, data.max_length, batch_size)
     model.to(dev)
+    counts: dict = {}
     report = estimate(
         model,
         loader,
@@ -141,9 +176,10 @@ def energy_of_run(
         teacher=teacher,
         teacher_batches=teacher_loader,
         exclude=exclude,
+        counts_out=counts,
     )
     payload = {
-        **report.to_dict(),
+        **_with_memory(report, counts, model, teacher, prices, memory),
         "model_dir": str(model_dir),
         "teacher_dir": str(teacher_dir) if teacher_dir else None,
         "task": splits.task.name,
@@ -154,6 +190,55 @@ def energy_of_run(
         "model_overrides": dict(model_overrides or {}),
     }
     return report, payload
+
+
+def _with_memory(report, counts: dict, model, teacher, prices, memory) -> dict:
+    """``report.to_dict()`` plus the memory-aware convention: its totals beside the others
+    (``totals.energy_pj_memory``, the teacher's too), the ``memory`` section and the break-even
+    firing rates (:mod:`spikeformers.energy.memory`)."""
+    from spikeformers.energy.memory import CONVENTION_MEANINGS, MEMORY, memory_payload
+
+    out = report.to_dict()
+    mem = memory_payload(
+        counts["student"],
+        model,
+        counts.get("teacher"),
+        teacher,
+        prices,
+        memory,
+        exclude=report.exclude,
+        teacher_exclude=report.teacher.exclude if report.teacher is not None else (),
+    )
+    out["conventions"][MEMORY] = CONVENTION_MEANINGS[MEMORY]
+    out["totals"]["energy_pj_memory"] = mem["totals"][MEMORY]
+    if out["teacher"] is not None:
+        out["teacher"]["totals"]["energy_pj_memory"] = mem["teacher_totals"][MEMORY]
+        out["ratio_memory"] = mem["totals"][MEMORY] / mem["teacher_totals"][MEMORY]
+    out["memory"] = mem
+    out["break_even"] = mem["break_even"]
+    return out
+
+
+def _memory_table(mem: dict, max_rows: int | None) -> str:
+    head = (
+        f"{'module':<34} {'op':<12} {'W reads':>8} {'in reads':>8} {'out wr':>8} "
+        f"{'membrane':>8} {'spikes':>8} {'E traffic':>10} {'E memory':>10}"
+    )
+    lines = [
+        "memory-aware convention, per layer (element accesses and pJ per sample)",
+        head,
+        "-" * len(head),
+    ]
+    rows = mem["layers"] if max_rows is None else mem["layers"][:max_rows]
+    for r in rows:
+        name = r["name"] if len(r["name"]) <= 34 else "…" + r["name"][-33:]
+        lines.append(
+            f"{name:<34} {r['op']:<12} {r['weight_reads']:>8.3g} {r['input_reads']:>8.3g} "
+            f"{r['output_writes']:>8.3g} {r['membrane_accesses']:>8.3g} "
+            f"{r['spike_events']:>8.3g} {r['energy_pj_traffic']:>10.4g} "
+            f"{r['energy_pj_memory']:>10.4g}" + ("  (excluded)" if r["excluded"] else "")
+        )
+    return "\n".join(lines)
 
 
 def run_energy(args: argparse.Namespace) -> int:
@@ -172,6 +257,8 @@ def run_energy(args: argparse.Namespace) -> int:
         exclude=args.exclude,
         device=getattr(args, "device", None),
         model_overrides=parse_overrides(args.set),
+        precision=getattr(args, "precision", None),
+        weights_in=getattr(args, "weights_in", "sram"),
     )
     out = Path(args.output) if args.output else Path(args.model) / "energy.json"
     write_json(out, payload)
@@ -185,8 +272,20 @@ def run_energy(args: argparse.Namespace) -> int:
 
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
     else:
-        sys.stdout.write(report.table(max_rows=args.max_rows) + "\n")
+        from spikeformers.energy.memory import summary_lines
+
+        convention = getattr(args, "convention", "all")
+        if convention in ("memory", "all"):
+            sys.stdout.write(_memory_table(payload["memory"], args.max_rows) + "\n\n")
+        if convention != "memory":
+            sys.stdout.write(report.table(max_rows=args.max_rows) + "\n")
+        sys.stdout.write("\n".join(summary_lines(payload["memory"])) + "\n")
         sys.stdout.write(f"wrote {out}\n")
+    if getattr(args, "plot", None):
+        from spikeformers.energy.memory import plot_break_even
+
+        png = plot_break_even(payload["memory"], Path(args.plot), title=Path(args.model).name)
+        sys.stdout.write(f"wrote {png}\n" if png else "no plot: it needs --teacher and spikes\n")
     return 0
 
 

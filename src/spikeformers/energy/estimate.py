@@ -442,6 +442,7 @@ def estimate(
     max_batches: int | None = None,
     exclude: Sequence[str] | None = None,
     forward: Callable[[nn.Module, Batch], Any] | None = None,
+    counts_out: dict[str, OpCounts] | None = None,
 ) -> EnergyReport:
     """Count and price a model's inference on ``batches`` (and its teacher's on the same texts).
 
@@ -459,6 +460,8 @@ def estimate(
             heads); default the model's ``energy_exclude`` attribute, if any.
         forward: ``forward(model, batch)``; default
             :func:`~spikeformers.evaluation.forward_logits`.
+        counts_out: If given, receives the raw counts under ``"student"`` (and ``"teacher"``),
+            for estimates built on them (:mod:`spikeformers.energy.memory`).
 
     Returns:
         The student's :class:`EnergyReport`, with ``teacher`` and the ratios filled in when a
@@ -468,8 +471,11 @@ def estimate(
     batches = list(itertools.islice(batches, max_batches))
     if exclude is None:
         exclude = tuple(getattr(model, "energy_exclude", ()))
+    counts = count_batches(model, batches, forward=forward)
+    if counts_out is not None:
+        counts_out["student"] = counts
     report = price(
-        count_batches(model, batches, forward=forward),
+        counts,
         table,
         exclude=exclude,
         model_name=type(model).__name__,
@@ -477,8 +483,11 @@ def estimate(
     if teacher is not None:
         t_batches = batches if teacher_batches is None else teacher_batches
         t_batches = list(itertools.islice(t_batches, max_batches))
+        t_counts = count_batches(teacher, t_batches, forward=forward)
+        if counts_out is not None:
+            counts_out["teacher"] = t_counts
         report.teacher = price(
-            count_batches(teacher, t_batches, forward=forward),
+            t_counts,
             table,
             exclude=tuple(getattr(teacher, "energy_exclude", ())),
             model_name=type(teacher).__name__,
