@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 CARD_NAME = "README.md"
 SPIKING_FAMILIES = ("spikebert", "spikingbert", "snnbert")
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+M3E_HUB_ID = "moka-ai/m3e-small"  # --teacher m3e-small (spikeformers.distill.m3e)
 # files never uploaded: training state and temporary files
 PUSH_IGNORE = ["checkpoints/*", "checkpoints/**", ".*.tmp", "**/.*.tmp"]
 
@@ -175,6 +176,8 @@ def _teacher_name(rc: dict) -> str | None:
     if rc.get("command") == "train":
         return None
     t = rc.get("teacher")
+    if t == "m3e-small":
+        return M3E_HUB_ID
     return MINILM_HUB_ID if t in (None, "minilm", "default") else str(t)
 
 
@@ -363,6 +366,11 @@ def _limitations(config: dict, rc: dict, metrics: dict) -> list[str]:
         lines.append(
             "- Inference needs `spikeformers` (`spikeformers.from_pretrained(folder)`); the "
             "weights are not a `transformers` architecture."
+        )
+    if _teacher_name(rc) == M3E_HUB_ID:
+        lines.append(
+            "- The teacher, M3E-small, is licensed for non-commercial research use only; check "
+            "what that means for this model before using it."
         )
     if not (metrics.get("test") or {}):
         lines.append("- No labelled test split: only validation metrics are reported.")

