@@ -49,3 +49,17 @@ def test_a_package_without_the_model_is_refused(tmp_path, monkeypatch):
     importlib.invalidate_caches()
     with pytest.raises(TeacherError, match="no m3e-small/config.json"):
         resolve_teacher("m3e-small")
+
+
+def test_benchmark_unk_rates_by_hand(tokenizer):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "m3e_unk_rate.py"
+    spec = importlib.util.spec_from_file_location("m3e_unk_rate", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # the tiny English vocabulary has no CJK character: 3 CJK occurrences, all [UNK];
+    # tokens: good, [UNK] x3, movie -> 3 of 5 are [UNK]
+    got = bench.unk_rates(tokenizer, ["good 好好", "电 movie"])
+    assert got == {"cjk_chars": 3, "cjk_char_unk": 1.0, "tokens": 5, "token_unk": 0.6}
