@@ -7,9 +7,16 @@ names, and each op is attributed to the innermost module running it: the ``mm`` 
 ``blocks.0.attn.q.linear``, the ``q @ k^T`` ``bmm`` to ``blocks.0.attn``. Counting is separate
 from pricing; :func:`spikeformers.energy.price` turns the counts into energy.
 
-Matmul-like ops (``mm``, ``addmm``, ``bmm``, ``baddbmm``, ``mv``, ``addmv``, ``dot``,
-``convolution``, the fused ``scaled_dot_product_*`` kernels; ``aten.matmul`` and ``aten.linear``
-decompose into these):
+The booking rule (one rule for every family, at any place in the network, inside a neuron too):
+**an operation with a real-valued operand is a multiply-accumulate (MAC); only an operation whose
+input is spikes (binary, or the integer spike counts of a residual stream) is priced as
+accumulates (ACs)**: one per non-zero input entry in the paper convention, one per unit of count
+in the full accounting (:mod:`spikeformers.energy.estimate`). It applies to every matmul-like op
+(``mm``, ``addmm``, ``bmm``, ``baddbmm``, ``mv``, ``addmv``, ``dot``, ``convolution``, the fused
+``scaled_dot_product_*`` kernels; ``aten.matmul`` and ``aten.linear`` decompose into these),
+whichever module issued it: a ``Linear``, an attention product, or a neuron's own kernel (BPSN's
+learnable temporal filters convolve the real-valued LayerNorm output: MACs; its reset count
+convolves the previous pass's spikes: ACs).
 
 - ``MACs`` is the dense count, e.g. ``M*K*N`` for ``mm([M, K], [K, N])``;
   ``N*C_out*prod(out_spatial)*(C_in/groups)*prod(kernel)`` for a convolution.
@@ -48,9 +55,10 @@ Spiking neurons (modules whose type is in
 :data:`spikeformers.evaluation.SPIKING_MODULE_TYPES`, outermost only): their membrane update is
 counted as :data:`NEURON_OPS_PER_STEP` float op per element of the input they receive (one
 multiply-add per neuron per time step for a LIF; the input ``[T, ...]`` has one element per neuron
-and step). Elementwise ops *inside* a neuron are not counted again; matmul-like ops inside one
-(BPSN's depthwise ``conv1d`` charge) are counted like any other matmul. Each neuron's output
-firing rate (non-zero fraction) is recorded too.
+and step), an ``other`` op of the full accounting. Elementwise ops *inside* a neuron are that
+update and are not counted again; matmul-like ops inside one (BPSN's depthwise convolutions) are
+booked by the rule above, in a row of the neuron's module (``convolution``, ``convolution#1``...),
+like any other matmul. Each neuron's output firing rate (non-zero fraction) is recorded too.
 """
 
 from __future__ import annotations
@@ -465,7 +473,6 @@ class OpCounter(TorchDispatchMode):
         self._rows: dict[tuple[str, str], RowCounts] = {}
         self._stack: list[_Frame] = []
         self._spiking_depth = 0
-        self._spiking_name = ""
         self._paused = False
         self._handles: list[Any] = []
         self._weights: set[int] = set()
@@ -515,7 +522,6 @@ class OpCounter(TorchDispatchMode):
             self._stack.append(_Frame(name, spiking))
             if spiking:
                 if self._spiking_depth == 0:
-                    self._spiking_name = name
                     x = _first_tensor(args, kwargs)
                     if x is not None:
                         row = self._row(name, "membrane", "membrane")
@@ -594,7 +600,9 @@ class OpCounter(TorchDispatchMode):
             self._count_matmul(name, module, frame, args, kwargs, out)
             return
         if self._spiking_depth > 0 or name in _FREE:
-            return  # neuron internals are counted as membrane updates; data movement is free
+            # A neuron's elementwise work is its membrane update (counted once, on entry); data
+            # movement is free.
+            return
         y = out[0] if isinstance(out, tuple | list) else out
         x = _first_tensor(args, kwargs)
         if name == "embedding":
@@ -631,13 +639,10 @@ class OpCounter(TorchDispatchMode):
         return row
 
     def _count_matmul(self, name, module, frame, args, kwargs, out) -> None:
+        # One rule wherever the op runs, inside a neuron too (BPSN's temporal kernels are
+        # convolutions of a real-valued input, priced as MACs; its reset count convolves spikes,
+        # priced as ACs): the input operand decides, never the module.
         parts = _matmul_parts(name, args, kwargs, out)
-        if self._spiking_depth > 0:
-            # A neuron's own charge (BPSN's depthwise conv) is membrane dynamics: float ops of the
-            # full accounting, like a LIF's update, not synaptic operations.
-            row = self._row(self._spiking_name, "membrane", "membrane")
-            row.other_ops += sum(macs + other for _, _, macs, _, other in parts)
-            return
         for op, kind, macs, operands, other in parts:
             row = self._matmul_row(frame, module, op, kind)
             row.add_matmul(macs, self._spike_input(operands))

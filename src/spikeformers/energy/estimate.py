@@ -9,9 +9,11 @@ Two totals, both per sample (one sequence):
 
 ``fr_l`` is the measured non-zero fraction of layer ``l``'s input; ``MACs_l`` already includes the
 ``T`` time steps (see :mod:`spikeformers.energy.counting`), so this is ``E_AC × Σ_l SOPs_l`` with
-``SOPs_l = T × fr_l × MACs_per_step_l``. Nothing else is priced. Integer inputs (the residual
-stream, spike counts) are treated as spikes with ``fr`` their non-zero fraction, which is what the
-papers do when they measure a "firing rate" of such a layer.
+``SOPs_l = T × fr_l × MACs_per_step_l``. Nothing else is priced. The input decides, never the
+module (:data:`BOOKING_RULE`): a neuron's internal kernel on a real-valued input, such as BPSN's
+learnable temporal filters on the LayerNorm output, is priced as MACs like any layer. Integer
+inputs (the residual stream, spike counts) are treated as spikes with ``fr`` their non-zero
+fraction, which is what the papers do when they measure a "firing rate" of such a layer.
 
 **Full accounting** adds what the convention leaves out:
 
@@ -53,10 +55,19 @@ from torch import nn
 from spikeformers.energy.constants import EnergyTable, get_table
 from spikeformers.energy.counting import OpCounter, OpCounts, RowCounts
 
-__all__ = ["EnergyReport", "LayerEnergy", "count_batches", "estimate", "price"]
+__all__ = ["BOOKING_RULE", "EnergyReport", "LayerEnergy", "count_batches", "estimate", "price"]
 
 PAPER = "paper"
 FULL = "full"
+
+BOOKING_RULE = (
+    "one rule for every family, at any place in the network: a matmul-like op (linear layer, "
+    "attention product, convolution, a neuron's own kernel such as BPSN's temporal filters) with "
+    "a real-valued input is priced as MACs; one whose input is spikes (binary, or integer spike "
+    "counts) as ACs; elementwise work (membrane updates, norms, softmax...) only in the full "
+    "accounting"
+)
+"""How every op is booked; printed by the energy CLI and stored in ``energy.json``."""
 
 
 @dataclass
@@ -177,6 +188,7 @@ class EnergyReport:
             "mean_positions": self.mean_positions,
             "constants": self.constants.to_dict(),
             "conventions": {
+                "rule": BOOKING_RULE,
                 PAPER: "E_MAC*MACs(real input) + E_AC*sum(fr*MACs)(binary/integer input); "
                 "MACs include the T time steps",
                 FULL: "paper + integer inputs as E_AC*MACs*mean|x| + other float ops at op_pj",
@@ -240,6 +252,7 @@ class EnergyReport:
 
     def _summary(self) -> list[str]:
         out = [
+            f"booking rule: {BOOKING_RULE}",
             f"total per sample   paper convention {_si(self.energy_pj_paper * 1e-12, 'J')}"
             f"  (E_MAC x {_si(self.macs_priced)} MACs + E_AC x {_si(self.acs)} ACs)",
             f"                   full accounting  {_si(self.energy_pj_full * 1e-12, 'J')}"
