@@ -18,13 +18,16 @@ from torch.utils.data import DataLoader
 from spikeformers.data.examples import TaskSpec
 from spikeformers.data.metrics import compute_metrics
 from spikeformers.models.base import SpikingModel
+from spikeformers.models.snnbert import HeavisideEncoder
 from spikeformers.neurons.bpsn import BPSN
 from spikeformers.neurons.if_node import IFNode
 from spikeformers.neurons.lif import LIF
 from spikeformers.neurons.surrogate import Surrogate
 
 # Module types whose outputs are spikes. Families with other neurons append theirs here.
-SPIKING_MODULE_TYPES: list[type[nn.Module]] = [LIF, BPSN, IFNode, Surrogate]
+# SNN-BERT's HeavisideEncoder is one (outermost wins): its inner surrogate fires at padded
+# positions, and the encoder zeroes them, so the encoder's output is what the network receives.
+SPIKING_MODULE_TYPES: list[type[nn.Module]] = [LIF, BPSN, IFNode, Surrogate, HeavisideEncoder]
 
 
 def forward_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
