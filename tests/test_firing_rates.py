@@ -131,3 +131,24 @@ def test_rates_of_a_padded_batch_equal_those_of_its_texts_run_alone(name):
     assert padded.elements == alone.elements
     for k, v in alone.layers().items():
         assert padded.layers()[k] == pytest.approx(v, abs=1e-12), k
+
+
+@pytest.mark.parametrize("name", ["spikebert-tiny", "snnbert-tiny", "spikingbert-tiny"])
+def test_energy_report_rates_are_over_real_tokens_too(name):
+    from spikeformers.energy import estimate
+
+    torch.manual_seed(0)
+    model = create_model(name, **tiny_overrides(50, name=name)).eval()
+    ids = torch.tensor([[5, 9, 13, 7, 21], [8, 30, 0, 0, 0]])
+    mask = (ids != 0).long()
+    padded = estimate(model, [{"input_ids": ids, "attention_mask": mask}])
+    alone = estimate(
+        model,
+        [
+            {"input_ids": ids[:1], "attention_mask": mask[:1]},
+            {"input_ids": ids[1:, :2], "attention_mask": mask[1:, :2]},
+        ],
+    )
+    assert padded.firing_rates.keys() == alone.firing_rates.keys()
+    for k, v in alone.firing_rates.items():
+        assert padded.firing_rates[k] == pytest.approx(v, abs=1e-12), k

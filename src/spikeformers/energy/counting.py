@@ -409,8 +409,11 @@ class OpCounts:
 
     Attributes:
         rows: Per (module, op) counts in order of first execution.
-        spikes: Non-zero outputs per spiking module.
-        spike_elements: Output elements per spiking module.
+        spikes: Non-zero outputs per spiking module, at real tokens (the ``attention_mask``
+            keyword of the model's forward says which; every position when it is not given).
+        spike_elements: Output elements per spiking module, at real tokens.
+        spikes_padded: Non-zero outputs per spiking module at every position run.
+        spike_elements_padded: Output elements per spiking module at every position run.
         uncounted: Aten ops seen that have no cost rule, with their call counts.
         num_samples: Sequences counted (set by the caller, e.g.
             :func:`~spikeformers.energy.estimate`).
@@ -421,14 +424,22 @@ class OpCounts:
     rows: list[RowCounts] = field(default_factory=list)
     spikes: dict[str, float] = field(default_factory=dict)
     spike_elements: dict[str, int] = field(default_factory=dict)
+    spikes_padded: dict[str, float] = field(default_factory=dict)
+    spike_elements_padded: dict[str, int] = field(default_factory=dict)
     uncounted: dict[str, int] = field(default_factory=dict)
     num_samples: int = 0
     num_tokens: int | None = None
     num_positions: int | None = None
 
     def firing_rates(self) -> dict[str, float]:
-        """Output firing rate (non-zero fraction) of every spiking module."""
+        """Output firing rate (non-zero fraction) of every spiking module over real tokens."""
         return {k: self.spikes[k] / max(self.spike_elements[k], 1) for k in self.spikes}
+
+    def firing_rate_padded(self) -> float | None:
+        """All spikes over all outputs of the spiking modules at every position run (padding
+        included), or ``None`` without spiking modules."""
+        n = sum(self.spike_elements_padded.values())
+        return sum(self.spikes_padded.values()) / n if n else None
 
 
 @dataclass
@@ -476,12 +487,14 @@ class OpCounter(TorchDispatchMode):
         self._paused = False
         self._handles: list[Any] = []
         self._weights: set[int] = set()
+        self._layouts: dict[str, str | None] = {}
+        self._mask: torch.Tensor | None = None
         self._uncounted: Counter = Counter()
 
     # -- context ---------------------------------------------------------------------------------
     def __enter__(self) -> OpCounter:
         """Install the module hooks and start counting."""
-        from spikeformers.evaluation import spiking_modules
+        from spikeformers.evaluation import spike_layouts, spiking_modules
 
         self._weights = {
             t.untyped_storage().data_ptr()
@@ -489,6 +502,10 @@ class OpCounter(TorchDispatchMode):
             if t.numel()
         }
         spiking = {id(m) for _, m in spiking_modules(self.model)}
+        self._layouts = spike_layouts(self.model)
+        self._handles.append(
+            self.model.register_forward_pre_hook(self._read_mask, with_kwargs=True)
+        )
         for name, m in self.model.named_modules():
             frame_name = name or "<root>"
             is_spiking = id(m) in spiking
@@ -498,7 +515,9 @@ class OpCounter(TorchDispatchMode):
                 )
             )
             self._handles.append(
-                m.register_forward_hook(self._post_hook(frame_name, is_spiking), always_call=True)
+                m.register_forward_hook(
+                    self._post_hook(frame_name, is_spiking, name), always_call=True
+                )
             )
         super().__enter__()
         return self
@@ -517,6 +536,15 @@ class OpCounter(TorchDispatchMode):
             self.counts.uncounted = dict(self._uncounted)
 
     # -- module stack ----------------------------------------------------------------------------
+    def _read_mask(self, _m: nn.Module, _args: tuple, kwargs: dict) -> None:
+        """Keep the forward's ``attention_mask`` ``[B, L]`` (``None``: no padding)."""
+        mask = kwargs.get("attention_mask")
+        self._paused = True
+        try:
+            self._mask = None if mask is None or bool(mask.all()) else mask
+        finally:
+            self._paused = False
+
     def _pre_hook(self, name: str, spiking: bool):
         def hook(_m: nn.Module, args: tuple, kwargs: dict) -> None:
             self._stack.append(_Frame(name, spiking))
@@ -531,7 +559,23 @@ class OpCounter(TorchDispatchMode):
 
         return hook
 
-    def _post_hook(self, name: str, spiking: bool):
+    def _count_spikes(self, name: str, raw: str, y: torch.Tensor) -> None:
+        """Add a spiking module's output ``y`` to the counts (``raw``: its unprefixed name)."""
+        from spikeformers.evaluation import token_weights
+
+        c = self.counts
+        nz = float(torch.count_nonzero(y))
+        c.spikes_padded[name] = c.spikes_padded.get(name, 0.0) + nz
+        c.spike_elements_padded[name] = c.spike_elements_padded.get(name, 0) + y.numel()
+        n = y.numel()
+        if self._mask is not None:
+            w = token_weights(y, self._mask, self._layouts.get(raw), raw)
+            nz = float(torch.count_nonzero(y * w))
+            n = round(float(w.sum())) * (y.numel() // self._mask.numel())
+        c.spikes[name] = c.spikes.get(name, 0.0) + nz
+        c.spike_elements[name] = c.spike_elements.get(name, 0) + n
+
+    def _post_hook(self, name: str, spiking: bool, raw: str = ""):
         def hook(_m: nn.Module, _args: tuple, out: Any) -> None:
             if self._stack and self._stack[-1].name == name:
                 self._stack.pop()
@@ -545,13 +589,9 @@ class OpCounter(TorchDispatchMode):
                 if y is not None and self._spiking_depth == 0:
                     self._paused = True  # the hook's own ops are not the model's work
                     try:
-                        nz = float(torch.count_nonzero(y.detach()))
+                        self._count_spikes(name, raw, y.detach())
                     finally:
                         self._paused = False
-                    self.counts.spikes[name] = self.counts.spikes.get(name, 0.0) + nz
-                    self.counts.spike_elements[name] = (
-                        self.counts.spike_elements.get(name, 0) + y.numel()
-                    )
 
         return hook
 

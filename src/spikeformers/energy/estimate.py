@@ -36,9 +36,10 @@ so its paper-convention energy is ``E_MAC × MACs``. (SpikeBERT's table reports 
 twice theirs for the same counts.)
 
 Padding: counts are taken on the batches actually run, padding included (padded positions are
-computed like any others). Per-sample figures are totals divided by the number of sequences;
-``mean_tokens`` (real tokens) and ``mean_positions`` (positions run) tell how much padding there
-was. With batch size 1, the CLI default, nothing is padded.
+computed like any others); the spiking modules' firing rates are over real tokens
+(``firing_rate_padded`` counts every position). Per-sample figures are totals divided by the
+number of sequences; ``mean_tokens`` (real tokens) and ``mean_positions`` (positions run) tell how
+much padding there was. With batch size 1, the CLI default, nothing is padded.
 """
 
 from __future__ import annotations
@@ -133,7 +134,9 @@ class EnergyReport:
         excluded_energy_pj_paper: Energy of excluded rows (paper convention), not in the totals.
         excluded_energy_pj_full: Energy of excluded rows (full accounting), not in the totals.
         exclude: Module-name patterns left out of the totals.
-        firing_rates: Output firing rate of every spiking module.
+        firing_rates: Output firing rate of every spiking module, over real tokens.
+        firing_rate_padded: All spikes over all spiking-module outputs at every position run,
+            padding included (``None`` for an ANN).
         uncounted_ops: Aten ops seen without a cost rule (name -> calls over the whole run).
         teacher: The teacher's report on the same texts, if any.
     """
@@ -155,6 +158,7 @@ class EnergyReport:
     excluded_energy_pj_full: float = 0.0
     exclude: list[str] = field(default_factory=list)
     firing_rates: dict[str, float] = field(default_factory=dict)
+    firing_rate_padded: float | None = None
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     teacher: EnergyReport | None = None
 
@@ -208,6 +212,7 @@ class EnergyReport:
             "exclude": list(self.exclude),
             "firing_rate": self.mean_firing_rate,
             "firing_rates": dict(self.firing_rates),
+            "firing_rate_padded": self.firing_rate_padded,
             "uncounted_ops": dict(self.uncounted_ops),
             "layers": [vars(r).copy() for r in self.rows],
             "teacher": None if self.teacher is None else self.teacher.to_dict(),
@@ -266,7 +271,9 @@ class EnergyReport:
                 f"{_si(self.excluded_energy_pj_full * 1e-12, 'J')} (not in the totals)"
             )
         if self.mean_firing_rate is not None:
-            out.append(f"mean firing rate of spiking modules: {self.mean_firing_rate:.4f}")
+            out.append(
+                f"mean firing rate of spiking modules (real tokens): {self.mean_firing_rate:.4f}"
+            )
         if self.teacher is not None:
             t = self.teacher
             out.append(
@@ -387,6 +394,7 @@ def price(
         excluded_energy_pj_full=sum(r.energy_pj_full for r in dropped),
         exclude=list(exclude),
         firing_rates=counts.firing_rates(),
+        firing_rate_padded=counts.firing_rate_padded(),
         uncounted_ops=dict(counts.uncounted),
     )
 
