@@ -17,6 +17,12 @@ Run it with the code before and after a change to compare, e.g.::
 
 Writes JSON (per family: per-sample energy paper/full in pJ, teacher energy, ratios, and the
 paper energy of the rows inside spiking modules) and prints a Markdown table.
+
+Firing rates, likewise before / after: the same random models are evaluated the way
+``spikeformers evaluate`` does it (``evaluate_model``'s batches of 64, padded to the longest) on
+the whole embedded test split; ``firing_rate`` is what ``evaluate`` reports (before the change
+an average over every position, padding included; after it, over real tokens) and
+``firing_rate_padded`` the all-positions figure (after the change only).
 """
 
 from __future__ import annotations
@@ -29,6 +35,19 @@ from pathlib import Path
 import torch
 
 SEED = 0
+
+
+def _rates(model, examples, tok, max_length: int) -> dict:
+    """``evaluate``'s firing rates of ``model`` on ``examples`` in batches of 64."""
+    from spikeformers.data import encode_examples, make_dataloader
+    from spikeformers.evaluation import predict, record_firing_rates
+
+    ds = encode_examples(examples, tok, max_length=max_length)
+    loader = make_dataloader(ds, batch_size=64, shuffle=False, pad_token_id=tok.pad_token_id or 0)
+    with record_firing_rates(model) as rates:
+        predict(model, loader, torch.device("cpu"))
+    padded = getattr(rates, "mean_padded", None)
+    return {"firing_rate": rates.mean(), "firing_rate_padded": padded() if padded else None}
 
 
 def measure(batch_size: int, max_length: int) -> dict:
@@ -81,6 +100,7 @@ def measure(batch_size: int, max_length: int) -> dict:
             "neuron_matmul_pj_paper": sum(r.energy_pj_paper for r in inside),
             "neuron_matmul_macs_priced": sum(r.macs_priced for r in inside),
             "neuron_matmul_acs": sum(r.acs for r in inside),
+            **_rates(model, list(splits.test), tok, max_length),
         }
     return out
 
@@ -88,21 +108,25 @@ def measure(batch_size: int, max_length: int) -> dict:
 def table(before: dict, after: dict | None = None) -> str:
     """Markdown: per family paper/full energy (µJ per sample) and the ratio to the teacher."""
     rows = [
-        "| family (model) | paper µJ | full µJ | paper ratio | full ratio |"
-        + (" paper µJ after | paper ratio after | full ratio after |" if after else ""),
-        "|---|---|---|---|---|" + ("---|---|---|" if after else ""),
+        "| family (model) | paper µJ | full µJ | paper ratio | full ratio | firing rate |"
+        + (
+            " paper µJ after | paper ratio after | full ratio after | firing rate after |"
+            if after
+            else ""
+        ),
+        "|---|---|---|---|---|---|" + ("---|---|---|---|" if after else ""),
     ]
     for fam, b in before["families"].items():
         line = (
             f"| {fam} ({b['model']}) | {b['energy_pj_paper'] / 1e6:.3f} | "
             f"{b['energy_pj_full'] / 1e6:.3f} | {100 * b['ratio_paper']:.2f}% | "
-            f"{100 * b['ratio_full']:.2f}% |"
+            f"{100 * b['ratio_full']:.2f}% | {b['firing_rate']:.4f} |"
         )
         if after:
             a = after["families"][fam]
             line += (
                 f" {a['energy_pj_paper'] / 1e6:.3f} | {100 * a['ratio_paper']:.2f}% | "
-                f"{100 * a['ratio_full']:.2f}% |"
+                f"{100 * a['ratio_full']:.2f}% | {a['firing_rate']:.4f} |"
             )
         rows.append(line)
     return "\n".join(rows)

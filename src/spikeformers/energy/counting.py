@@ -58,7 +58,9 @@ multiply-add per neuron per time step for a LIF; the input ``[T, ...]`` has one 
 and step), an ``other`` op of the full accounting. Elementwise ops *inside* a neuron are that
 update and are not counted again; matmul-like ops inside one (BPSN's depthwise convolutions) are
 booked by the rule above, in a row of the neuron's module (``convolution``, ``convolution#1``...),
-like any other matmul. Each neuron's output firing rate (non-zero fraction) is recorded too.
+like any other matmul. Each neuron's output firing rate (non-zero fraction) is recorded too, over
+the real tokens of each forward's ``attention_mask`` (token axes per family:
+:data:`spikeformers.evaluation.SPIKE_LAYOUTS`) and over every position run.
 """
 
 from __future__ import annotations
