@@ -47,7 +47,13 @@ def _rates(model, examples, tok, max_length: int) -> dict:
     with record_firing_rates(model) as rates:
         predict(model, loader, torch.device("cpu"))
     padded = getattr(rates, "mean_padded", None)
-    return {"firing_rate": rates.mean(), "firing_rate_padded": padded() if padded else None}
+    masks = [b["attention_mask"] for b in loader]
+    return {
+        "firing_rate": rates.mean(),
+        "firing_rate_padded": padded() if padded else None,
+        "eval_positions": sum(m.numel() for m in masks),
+        "eval_real_tokens": sum(int(m.sum()) for m in masks),
+    }
 
 
 def measure(batch_size: int, max_length: int) -> dict:
