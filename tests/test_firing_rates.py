@@ -92,7 +92,7 @@ def test_snnbert_layouts_token_axis_is_time_and_lif_baseline_runs_time_first():
 
 
 def test_spikingbert_layout_sums_every_simulation_step():
-    x = _pattern((2, 3, 4), [(0, 0, 0), (1, 0, 3), (1, 2, 2)])  # 2 real spikes, 1 padded
+    x = _pattern((2, 3, 4), [(0, 0, 0), (1, 0, 3), (1, 2, 2), (1, 1, 0)])  # 2 real, 2 padded
     model = _Stub("spikingbert", {"layers.0.neurons.k": x})
     with record_firing_rates(model) as rates:
         for _ in range(3):  # three steps of a simulation: three calls
