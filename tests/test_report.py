@@ -68,6 +68,23 @@ def test_report_without_energy_or_model_keeps_what_it_can(tmp_path):
     assert "No run has both an accuracy" in paths[1].read_text()
 
 
+@pytest.mark.parametrize(
+    ("extra", "scope"),
+    [({"firing_rate_padded": 0.3}, "real tokens"), ({}, "all positions, padding included")],
+)
+def test_report_names_what_the_firing_rates_are_averaged_over(tmp_path, extra, scope):
+    # Rates written since they are taken over real tokens come with firing_rate_padded; older
+    # metrics files (rates averaged over padding too) are labelled as such, never passed off.
+    run = tmp_path / "run"
+    run.mkdir()
+    metrics = {"test": {"accuracy": 0.5, "firing_rates": {"a": 0.1, "b": 0.3}, **extra}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert load_run(run).firing_rates_scope == scope
+    md = write_report(run, tmp_path / "out")[-1].read_text()
+    assert "| firing rate (real tokens) |" in md
+    assert ("| 0.2000 (padding included) |" in md) == (scope != "real tokens")
+
+
 def test_find_runs_and_load_run(runs, tmp_path):
     assert find_runs(runs) == [(runs / "student").resolve()]
     assert find_runs(runs / "student") == [(runs / "student").resolve()]

@@ -7,6 +7,7 @@ students are scored by the same code on the same batches.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -17,13 +18,16 @@ from torch.utils.data import DataLoader
 from spikeformers.data.examples import TaskSpec
 from spikeformers.data.metrics import compute_metrics
 from spikeformers.models.base import SpikingModel
+from spikeformers.models.snnbert import HeavisideEncoder
 from spikeformers.neurons.bpsn import BPSN
 from spikeformers.neurons.if_node import IFNode
 from spikeformers.neurons.lif import LIF
 from spikeformers.neurons.surrogate import Surrogate
 
 # Module types whose outputs are spikes. Families with other neurons append theirs here.
-SPIKING_MODULE_TYPES: list[type[nn.Module]] = [LIF, BPSN, IFNode, Surrogate]
+# SNN-BERT's HeavisideEncoder is one (outermost wins): its inner surrogate fires at padded
+# positions, and the encoder zeroes them, so the encoder's output is what the network receives.
+SPIKING_MODULE_TYPES: list[type[nn.Module]] = [LIF, BPSN, IFNode, Surrogate, HeavisideEncoder]
 
 
 def forward_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -49,50 +53,150 @@ def spiking_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
+# Where the batch (B) and token (L) axes are in each spiking module's output, per family
+# (``config.model_type``): ``(module-name pattern, layout)``, first match wins. Rates over real
+# tokens need them; a layout is checked against the output's shape on every call.
+SPIKE_LAYOUTS: dict[str, list[tuple[str, str]]] = {
+    # Encoder spikes [B, L, D] (before repeat coding); attention LIF per head [T, B, H, L, dh];
+    # every other LIF [T, B, L, D].
+    "spikebert": [("encode", "BLD"), ("*.attn_lif", "TBHLD"), ("*", "TBLD")],
+    # The time axis IS the token axis: BPSN and the encoder's surrogate see [B, L, D]; the serial
+    # LIF baseline (TokenLIF's inner LIF) runs time-first, [L, B, D].
+    "snnbert": [("*.lif", "LBD"), ("*", "BLD")],
+    # One IF call per simulation step, each population [B, L, width].
+    "spikingbert": [("*", "BLD")],
+}
+
+
+def spike_layouts(model: nn.Module) -> dict[str, str | None]:
+    """Layout (``"TBLD"``...) of every spiking module's output, ``None`` where none is known.
+
+    Looked up in :data:`SPIKE_LAYOUTS` by the model's ``config.model_type``.
+    """
+    family = getattr(getattr(model, "config", None), "model_type", None)
+    rules = SPIKE_LAYOUTS.get(family, [])
+    out: dict[str, str | None] = {}
+    for name, _ in spiking_modules(model):
+        out[name] = next((lay for pat, lay in rules if fnmatch.fnmatchcase(name, pat)), None)
+    return out
+
+
+def token_weights(
+    out: torch.Tensor, mask: torch.Tensor, layout: str | None, name: str
+) -> torch.Tensor:
+    """The ``[B, L]`` mask laid out to broadcast against a spiking module's output.
+
+    Args:
+        out: The module's output, e.g. ``[T, B, L, D]``.
+        mask: ``[B, L]``, 1 for real tokens, 0 for padding.
+        layout: One letter per axis of ``out`` with ``B`` and ``L`` among them (``"TBLD"``).
+        name: Module name, for the error message.
+
+    Returns:
+        A float64 tensor with ``out.dim()`` axes, ``B`` and ``L`` in place and 1 elsewhere.
+
+    Raises:
+        ValueError: No layout is known, or ``out`` does not match it.
+    """
+    b, n = mask.shape
+    if layout is None:
+        raise ValueError(
+            f"spiking module {name!r}: no token layout known for this model family, so firing "
+            "rates over real tokens cannot be computed (add it to "
+            "spikeformers.evaluation.SPIKE_LAYOUTS)"
+        )
+    ib, il = layout.find("B"), layout.find("L")
+    if out.dim() != len(layout) or out.shape[ib] != b or out.shape[il] != n:
+        raise ValueError(
+            f"spiking module {name!r}: output shape {tuple(out.shape)} does not match its layout "
+            f"{layout} for a [B, L] = [{b}, {n}] attention mask"
+        )
+    m = mask.to(device=out.device, dtype=torch.float64)
+    if ib > il:
+        m = m.t()
+    shape = [1] * out.dim()
+    shape[ib], shape[il] = b, n
+    return m.reshape(shape)
+
+
 @dataclass
 class FiringRates:
-    """Accumulated spike counts per spiking module.
+    """Accumulated spike counts per spiking module, over real tokens and over every position.
 
-    ``rate = spikes / elements``: the fraction of ones over every neuron, time step and token
-    (padding included: padded positions are computed like any other).
+    ``rate = spikes / elements``: the fraction of ones over every neuron and time step of the
+    REAL tokens (the batches' attention masks say which), so rates are comparable across
+    families and batchings. The ``*_padded`` fields count every position run, padding included
+    (what a padded batch costs, not a property of the model).
     """
 
     spikes: dict[str, float] = field(default_factory=dict)
     elements: dict[str, int] = field(default_factory=dict)
+    spikes_padded: dict[str, float] = field(default_factory=dict)
+    elements_padded: dict[str, int] = field(default_factory=dict)
 
     def layers(self) -> dict[str, float]:
-        """Firing rate of each spiking module."""
+        """Firing rate of each spiking module over real tokens."""
         return {k: self.spikes[k] / max(self.elements[k], 1) for k in self.spikes}
 
     def mean(self) -> float:
-        """Overall rate: all spikes over all neuron-steps."""
+        """Overall rate over real tokens: all spikes over all neuron-steps."""
         n = sum(self.elements.values())
         return sum(self.spikes.values()) / n if n else 0.0
+
+    def mean_padded(self) -> float:
+        """Overall rate over every position run, padding included."""
+        n = sum(self.elements_padded.values())
+        return sum(self.spikes_padded.values()) / n if n else 0.0
 
 
 @contextlib.contextmanager
 def record_firing_rates(model: nn.Module) -> Iterator[FiringRates]:
-    """Context manager: count spikes of every spiking module during the forwards inside it."""
+    """Context manager: count spikes of every spiking module during the forwards inside it.
+
+    Each forward's ``attention_mask`` (keyword argument of ``model``; none means no padding)
+    decides which positions are real; see :data:`SPIKE_LAYOUTS` for where the token axis is.
+    """
     rates = FiringRates()
-    totals: dict[str, torch.Tensor] = {}
+    totals: dict[str, list[torch.Tensor]] = {}  # name -> [spikes, elements, spikes_pad]
+    current: dict[str, torch.Tensor | None] = {"mask": None}
+    layouts = spike_layouts(model)
     handles = []
 
-    def hook(name: str):
+    def on_forward(_m: nn.Module, _args: tuple, kwargs: dict) -> None:
+        mask = kwargs.get("attention_mask")
+        current["mask"] = None if mask is None or bool(mask.all()) else mask
+
+    def hook(name: str, key: str):
         def fn(_m: nn.Module, _inp, out: torch.Tensor) -> None:
-            s = out.detach().sum(dtype=torch.float64)
-            totals[name] = totals[name] + s if name in totals else s
-            rates.elements[name] = rates.elements.get(name, 0) + out.numel()
+            y = out.detach()
+            s_pad = y.sum(dtype=torch.float64)
+            mask = current["mask"]
+            if mask is None:
+                s, n = s_pad, y.new_tensor(float(y.numel()), dtype=torch.float64)
+            else:
+                w = token_weights(y, mask, layouts[name], name)
+                s = (y * w).sum(dtype=torch.float64)
+                n = w.sum() * (y.numel() // (mask.shape[0] * mask.shape[1]))
+            acc = totals.setdefault(
+                key, [torch.zeros((), dtype=torch.float64, device=y.device)] * 3
+            )
+            totals[key] = [acc[0] + s, acc[1] + n, acc[2] + s_pad]
+            rates.elements_padded[key] = rates.elements_padded.get(key, 0) + y.numel()
 
         return fn
 
+    handles.append(model.register_forward_pre_hook(on_forward, with_kwargs=True))
     for name, m in spiking_modules(model):
-        handles.append(m.register_forward_hook(hook(name or type(m).__name__)))
+        handles.append(m.register_forward_hook(hook(name, name or type(m).__name__)))
     try:
         yield rates
     finally:
         for h in handles:
             h.remove()
-        rates.spikes.update({k: float(v) for k, v in totals.items()})
+        for k, (s, n, s_pad) in totals.items():
+            rates.spikes[k] = float(s)
+            rates.elements[k] = round(float(n))
+            rates.spikes_padded[k] = float(s_pad)
 
 
 @torch.no_grad()
@@ -125,8 +229,9 @@ def evaluate(
     """Task metrics, and for spiking models the mean and per-layer firing rates.
 
     Returns:
-        ``{"accuracy": ..., ..., "num_examples": N}`` plus ``"firing_rate"`` (overall) and
-        ``"firing_rates"`` (per layer) when the model has spiking modules.
+        ``{"accuracy": ..., ..., "num_examples": N}`` plus, when the model has spiking modules,
+        ``"firing_rate"`` (overall) and ``"firing_rates"`` (per layer), both over real tokens,
+        and ``"firing_rate_padded"`` (overall, over every position run, padding included).
     """
     spiking = firing_rates and bool(spiking_modules(model))
     ctx = record_firing_rates(model) if spiking else contextlib.nullcontext()
@@ -139,4 +244,5 @@ def evaluate(
     if spiking:
         result["firing_rate"] = rates.mean()
         result["firing_rates"] = rates.layers()
+        result["firing_rate_padded"] = rates.mean_padded()
     return result

@@ -3,7 +3,9 @@
 What a run folder may hold, and what is read from it:
 
 - ``metrics.json`` (written by training/distillation): ``test`` and/or ``validation`` dicts with
-  ``accuracy``, ``firing_rate`` and ``firing_rates`` (``{spiking module: rate}``); the ``test``
+  ``accuracy``, ``firing_rate`` and ``firing_rates`` (``{spiking module: rate}``, over real
+  tokens; files without ``firing_rate_padded`` predate that and are labelled as counting
+  padding); the ``test``
   split is preferred. A flat dict (``spikeformers evaluate --output``) works too.
 - ``energy.json`` (written by ``spikeformers energy``; :meth:`EnergyReport.to_dict` plus
   ``model_dir``, ``teacher_dir``, ``task``, ``split``): per-layer rows (``layers``), totals per
@@ -121,13 +123,25 @@ class Run:
         acc = self._split_metrics().get("accuracy")
         return float(acc) if isinstance(acc, int | float) else None
 
+    def _rates_source(self) -> dict:
+        """The dict the firing rates come from: the metrics' split, else ``energy.json``."""
+        m = self._split_metrics()
+        if m.get("firing_rates") or not self.energy:
+            return m
+        return self.energy
+
     @property
     def firing_rates(self) -> dict[str, float]:
         """Per-layer output firing rates from ``metrics.json``, else from ``energy.json``."""
-        rates = self._split_metrics().get("firing_rates")
-        if not rates and self.energy:
-            rates = self.energy.get("firing_rates")
-        return dict(rates or {})
+        return dict(self._rates_source().get("firing_rates") or {})
+
+    @property
+    def firing_rates_scope(self) -> str:
+        """What the rates are averaged over: ``real tokens`` (files that also give
+        ``firing_rate_padded``), else ``all positions, padding included`` (older files)."""
+        if "firing_rate_padded" in self._rates_source():
+            return "real tokens"
+        return "all positions, padding included"
 
     def energy_pj(self, convention: str) -> float | None:
         """Energy per sample in pJ under ``paper`` or ``full``, if measured."""
@@ -278,7 +292,9 @@ def plot_firing_rates(run: Run, path: Path) -> Path | None:
     ax.barh(range(len(names)), [rates[n] for n in names], color="#4c72b0")
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("firing rate (fraction of ones over neurons, time steps and tokens)")
+    ax.set_xlabel(
+        f"firing rate (fraction of ones over neurons, time steps and {run.firing_rates_scope})"
+    )
     ax.set_title(f"{run.name}: firing rate per spiking layer")
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
@@ -556,16 +572,19 @@ def write_report(
     else:
         md += ["No run has both an accuracy (metrics.json) and an energy (energy.json).", ""]
     md += [
-        "| run | accuracy | firing rate | energy/sample, paper | energy/sample, full "
+        "| run | accuracy | firing rate (real tokens) | energy/sample, paper | energy/sample, full "
         "| student/teacher paper | student/teacher full |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         rates = r.firing_rates
         mean_rate = sum(rates.values()) / len(rates) if rates else None
+        rate = _fmt(mean_rate)
+        if rates and r.firing_rates_scope != "real tokens":
+            rate += " (padding included)"
         e = r.energy or {}
         md.append(
-            f"| {r.name} | {_fmt(r.accuracy)} | {_fmt(mean_rate)} | {_fmt_pj(r.energy_pj('paper'))}"
+            f"| {r.name} | {_fmt(r.accuracy)} | {rate} | {_fmt_pj(r.energy_pj('paper'))}"
             f" | {_fmt_pj(r.energy_pj('full'))} | {_fmt(e.get('ratio_paper'), '.2%')}"
             f" | {_fmt(e.get('ratio_full'), '.2%')} |"
         )

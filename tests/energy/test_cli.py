@@ -24,6 +24,12 @@ def _energy_parser() -> argparse.ArgumentParser:
     return p
 
 
+def test_energy_help_states_the_booking_rule():
+    help_text = " ".join(_energy_parser().format_help().split())
+    assert "with a real-valued input is priced as MACs" in help_text
+    assert "a neuron's own kernel such as BPSN's temporal filters" in help_text
+
+
 def test_energy_command_prints_table_and_writes_energy_json(
     tmp_path, tokenizer, tiny_teacher_dir, capsys
 ):
@@ -50,6 +56,7 @@ def test_energy_command_prints_table_and_writes_energy_json(
     assert run_energy(args) == 0
     out = capsys.readouterr().out
     assert "paper convention" in out and "student / teacher" in out and "Horowitz" in out
+    assert "booking rule: one rule for every family" in out
     energy = json.loads((student / "energy.json").read_text())
     assert energy["num_samples"] == 3 and energy["split"] == "test"
     assert energy["teacher_dir"] == str(tiny_teacher_dir)

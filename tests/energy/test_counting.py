@@ -257,16 +257,28 @@ def test_counter_removes_its_hooks():
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
 
 
-def test_neuron_internal_convolutions_are_membrane_work_not_synapses():
+def test_neuron_internal_kernels_are_booked_by_their_input_like_any_layer():
+    # One rule for every family: BPSN's temporal kernels convolve a real-valued input (MACs), its
+    # reset count convolves spikes (ACs), whatever module runs them. Hand count on one BPSN.
     from spikeformers.neurons.bpsn import BPSN
 
-    neuron = BPSN(2, kernel_size=3, reset_passes=0)
-    x = torch.randn(1, 4, 2)  # [B=1, L=4 steps, D=2 neurons]
-    _, report = count(neuron, x)
-    (r,) = report.rows
-    # The causal and anti-causal 3-tap charge kernels, fused, are one two-sided depthwise conv of
-    # 2*3 - 1 = 5 taps: output [1, 2, 4] = 8 elements x 5 taps = 40 MACs, plus 1 membrane op
-    # per neuron per step (8): 48 float ops, all membrane work, none of it synaptic.
-    assert (r.name, r.op, r.kind, r.macs, r.other_ops) == ("<root>", "membrane", "membrane", 0, 48)
-    assert report.energy_pj_paper == 0.0
-    assert report.energy_pj_full == pytest.approx(48 * E_OP)
+    model = nn.Sequential(BPSN(2, kernel_size=3, tau=2.0, reset_passes=1))
+    x = torch.zeros(1, 4, 2)  # [B=1, L=4 steps, D=2 neurons]
+    x[0, 0, 0] = 4.5  # real-valued (not an integer count)
+    _, report = count(model, x)
+    # Taps w = (1/2)(1/2)^i = (0.5, 0.25, 0.125) each way, fused with a = 0.5 into one 5-tap
+    # kernel (0.0625, 0.125, 0.5, 0.125, 0.0625). Charge H of channel 0 = (2.25, .5625, .28125, 0),
+    # channel 1 = 0: one first-pass spike (t = 0, channel 0) out of 8, threshold 1.
+    # Charge conv: 8 outputs x 5 taps = 40 MACs on real input.
+    charge = row(report, "0", "convolution")
+    assert (charge.macs, charge.macs_priced, charge.acs, charge.input_kind) == (40, 40, 0, "real")
+    # Reset count: 2*3 + 1 = 7 taps on the spikes: 56 MACs at rate 1/8 -> 7 ACs.
+    reset = row(report, "0", "convolution#1")
+    assert (reset.macs, reset.macs_priced, reset.acs, reset.input_kind) == (56, 0, 7, "binary")
+    assert reset.input_rate == pytest.approx(1 / 8)
+    # Membrane update: 1 op per neuron per step = 8 (full accounting only).
+    membrane = row(report, "0", "membrane")
+    assert (membrane.macs, membrane.other_ops) == (0, 8)
+    # paper: 40 * 4.6 + 7 * 0.9 = 184 + 6.3 = 190.3 pJ; full: + 8 * 4.6 = 36.8 -> 227.1 pJ.
+    assert report.energy_pj_paper == pytest.approx(190.3)
+    assert report.energy_pj_full == pytest.approx(227.1)

@@ -9,6 +9,7 @@ import torch
 
 from spikeformers import create_model, list_models
 from spikeformers.energy import estimate
+from spikeformers.energy.estimate import BOOKING_RULE
 from tests.conftest import make_tiny_teacher, tiny_overrides
 
 VOCAB = 50
@@ -49,6 +50,9 @@ def test_every_registered_model_gets_a_report_without_model_specific_code(name):
     assert d["constants"]["name"] == "45nm" and d["teacher"]["model"]
     text = report.table()
     assert "paper convention" in text and "Horowitz" in text and "student / teacher" in text
+    # The booking rule is stated wherever figures are printed or stored.
+    assert f"booking rule: {BOOKING_RULE}" in text and d["conventions"]["rule"] == BOOKING_RULE
+    assert "real-valued input is priced as MACs" in BOOKING_RULE
 
 
 def test_spikebert_first_layer_counts_t_times_the_per_step_macs():
@@ -57,6 +61,7 @@ def test_spikebert_first_layer_counts_t_times_the_per_step_macs():
     batch = _batch()
     with torch.no_grad():
         spikes = model.encode(model.embed(batch["input_ids"]))  # [B, L, D], repeated T times
+        spikes = spikes * batch["attention_mask"][:, :, None]  # padded positions never spike
     report = estimate(model, [batch])
     q = [r for r in report.rows if r.name == "blocks.0.attn.q.linear" and r.kind == "matmul"]
     (q,) = q

@@ -255,6 +255,28 @@ def test_detach_reset_changes_gradient_but_not_spikes() -> None:
     torch.testing.assert_close(grads[0][-1], grads[1][-1])
 
 
+@pytest.mark.parametrize(
+    ("fn", "kw"),
+    [
+        (lif_multistep, {"fused": True}),
+        (lif_multistep, {"fused": False}),
+        (lif_multistep_reference, {}),
+    ],
+)
+def test_default_detaches_the_reset_like_the_module_and_configs(fn, kw) -> None:
+    # One default everywhere: LIF, the model configs and the functional API detach the reset.
+    # x = [3.0, 0.5], tau 2, hard reset to 0, threshold 1:
+    #   H0 = 3/2 = 1.5, S0 = 1, V0 = (1 - S0) H0 = 0;  H1 = V0 + (0.5 - V0)/2 = 0.25, S1 = 0.
+    # dS1/dx1 = g'(H1 - 1) / 2. dS1/dx0 = g'(H1 - 1) / 2 * dV0/dx0, and with the reset detached
+    # dV0/dx0 = (1 - S0) / 2 = 0 (without it: -H0 g'(H0 - 1) / 2 = -0.75 g'(0.5) != 0).
+    x = torch.tensor([3.0, 0.5], dtype=torch.float64, requires_grad=True)
+    s = fn(x, tau=2.0, surrogate=ATan(), **kw)
+    assert s.tolist() == [1.0, 0.0]
+    (g,) = torch.autograd.grad(s[1], x)
+    assert g[0].item() == 0.0
+    assert g[1].item() == pytest.approx(g_atan2(0.25 - 1.0) / 2.0, rel=1e-12)
+
+
 # --------------------------------------------------------------------------------------------
 # Module shell, shapes, dtypes, modes
 # --------------------------------------------------------------------------------------------

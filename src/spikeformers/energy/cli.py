@@ -29,6 +29,12 @@ def _has_option(parser: argparse.ArgumentParser, flag: str) -> bool:
 
 def add_energy_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``energy`` command's own flags (the data flags are added by the caller)."""
+    from spikeformers.energy.estimate import BOOKING_RULE
+
+    parser.epilog = (
+        "Paper convention: E_MAC x MACs (real-valued inputs) + E_AC x spike events; "
+        f"{BOOKING_RULE}."
+    )
     parser.add_argument("--model", required=True, help="saved student (or teacher) folder")
     parser.add_argument("--teacher", help="fine-tuned teacher folder, counted on the same texts")
     parser.add_argument(

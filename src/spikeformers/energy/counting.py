@@ -7,9 +7,16 @@ names, and each op is attributed to the innermost module running it: the ``mm`` 
 ``blocks.0.attn.q.linear``, the ``q @ k^T`` ``bmm`` to ``blocks.0.attn``. Counting is separate
 from pricing; :func:`spikeformers.energy.price` turns the counts into energy.
 
-Matmul-like ops (``mm``, ``addmm``, ``bmm``, ``baddbmm``, ``mv``, ``addmv``, ``dot``,
-``convolution``, the fused ``scaled_dot_product_*`` kernels; ``aten.matmul`` and ``aten.linear``
-decompose into these):
+The booking rule (one rule for every family, at any place in the network, inside a neuron too):
+**an operation with a real-valued operand is a multiply-accumulate (MAC); only an operation whose
+input is spikes (binary, or the integer spike counts of a residual stream) is priced as
+accumulates (ACs)**: one per non-zero input entry in the paper convention, one per unit of count
+in the full accounting (:mod:`spikeformers.energy.estimate`). It applies to every matmul-like op
+(``mm``, ``addmm``, ``bmm``, ``baddbmm``, ``mv``, ``addmv``, ``dot``, ``convolution``, the fused
+``scaled_dot_product_*`` kernels; ``aten.matmul`` and ``aten.linear`` decompose into these),
+whichever module issued it: a ``Linear``, an attention product, or a neuron's own kernel (BPSN's
+learnable temporal filters convolve the real-valued LayerNorm output: MACs; its reset count
+convolves the previous pass's spikes: ACs).
 
 - ``MACs`` is the dense count, e.g. ``M*K*N`` for ``mm([M, K], [K, N])``;
   ``N*C_out*prod(out_spatial)*(C_in/groups)*prod(kernel)`` for a convolution.
@@ -48,9 +55,12 @@ Spiking neurons (modules whose type is in
 :data:`spikeformers.evaluation.SPIKING_MODULE_TYPES`, outermost only): their membrane update is
 counted as :data:`NEURON_OPS_PER_STEP` float op per element of the input they receive (one
 multiply-add per neuron per time step for a LIF; the input ``[T, ...]`` has one element per neuron
-and step). Elementwise ops *inside* a neuron are not counted again; matmul-like ops inside one
-(BPSN's depthwise ``conv1d`` charge) are counted like any other matmul. Each neuron's output
-firing rate (non-zero fraction) is recorded too.
+and step), an ``other`` op of the full accounting. Elementwise ops *inside* a neuron are that
+update and are not counted again; matmul-like ops inside one (BPSN's depthwise convolutions) are
+booked by the rule above, in a row of the neuron's module (``convolution``, ``convolution#1``...),
+like any other matmul. Each neuron's output firing rate (non-zero fraction) is recorded too, over
+the real tokens of each forward's ``attention_mask`` (token axes per family:
+:data:`spikeformers.evaluation.SPIKE_LAYOUTS`) and over every position run.
 """
 
 from __future__ import annotations
@@ -401,8 +411,11 @@ class OpCounts:
 
     Attributes:
         rows: Per (module, op) counts in order of first execution.
-        spikes: Non-zero outputs per spiking module.
-        spike_elements: Output elements per spiking module.
+        spikes: Non-zero outputs per spiking module, at real tokens (the ``attention_mask``
+            keyword of the model's forward says which; every position when it is not given).
+        spike_elements: Output elements per spiking module, at real tokens.
+        spikes_padded: Non-zero outputs per spiking module at every position run.
+        spike_elements_padded: Output elements per spiking module at every position run.
         uncounted: Aten ops seen that have no cost rule, with their call counts.
         num_samples: Sequences counted (set by the caller, e.g.
             :func:`~spikeformers.energy.estimate`).
@@ -413,14 +426,22 @@ class OpCounts:
     rows: list[RowCounts] = field(default_factory=list)
     spikes: dict[str, float] = field(default_factory=dict)
     spike_elements: dict[str, int] = field(default_factory=dict)
+    spikes_padded: dict[str, float] = field(default_factory=dict)
+    spike_elements_padded: dict[str, int] = field(default_factory=dict)
     uncounted: dict[str, int] = field(default_factory=dict)
     num_samples: int = 0
     num_tokens: int | None = None
     num_positions: int | None = None
 
     def firing_rates(self) -> dict[str, float]:
-        """Output firing rate (non-zero fraction) of every spiking module."""
+        """Output firing rate (non-zero fraction) of every spiking module over real tokens."""
         return {k: self.spikes[k] / max(self.spike_elements[k], 1) for k in self.spikes}
+
+    def firing_rate_padded(self) -> float | None:
+        """All spikes over all outputs of the spiking modules at every position run (padding
+        included), or ``None`` without spiking modules."""
+        n = sum(self.spike_elements_padded.values())
+        return sum(self.spikes_padded.values()) / n if n else None
 
 
 @dataclass
@@ -465,16 +486,17 @@ class OpCounter(TorchDispatchMode):
         self._rows: dict[tuple[str, str], RowCounts] = {}
         self._stack: list[_Frame] = []
         self._spiking_depth = 0
-        self._spiking_name = ""
         self._paused = False
         self._handles: list[Any] = []
         self._weights: set[int] = set()
+        self._layouts: dict[str, str | None] = {}
+        self._mask: torch.Tensor | None = None
         self._uncounted: Counter = Counter()
 
     # -- context ---------------------------------------------------------------------------------
     def __enter__(self) -> OpCounter:
         """Install the module hooks and start counting."""
-        from spikeformers.evaluation import spiking_modules
+        from spikeformers.evaluation import spike_layouts, spiking_modules
 
         self._weights = {
             t.untyped_storage().data_ptr()
@@ -482,6 +504,10 @@ class OpCounter(TorchDispatchMode):
             if t.numel()
         }
         spiking = {id(m) for _, m in spiking_modules(self.model)}
+        self._layouts = spike_layouts(self.model)
+        self._handles.append(
+            self.model.register_forward_pre_hook(self._read_mask, with_kwargs=True)
+        )
         for name, m in self.model.named_modules():
             frame_name = name or "<root>"
             is_spiking = id(m) in spiking
@@ -491,7 +517,9 @@ class OpCounter(TorchDispatchMode):
                 )
             )
             self._handles.append(
-                m.register_forward_hook(self._post_hook(frame_name, is_spiking), always_call=True)
+                m.register_forward_hook(
+                    self._post_hook(frame_name, is_spiking, name), always_call=True
+                )
             )
         super().__enter__()
         return self
@@ -510,12 +538,20 @@ class OpCounter(TorchDispatchMode):
             self.counts.uncounted = dict(self._uncounted)
 
     # -- module stack ----------------------------------------------------------------------------
+    def _read_mask(self, _m: nn.Module, _args: tuple, kwargs: dict) -> None:
+        """Keep the forward's ``attention_mask`` ``[B, L]`` (``None``: no padding)."""
+        mask = kwargs.get("attention_mask")
+        self._paused = True
+        try:
+            self._mask = None if mask is None or bool(mask.all()) else mask
+        finally:
+            self._paused = False
+
     def _pre_hook(self, name: str, spiking: bool):
         def hook(_m: nn.Module, args: tuple, kwargs: dict) -> None:
             self._stack.append(_Frame(name, spiking))
             if spiking:
                 if self._spiking_depth == 0:
-                    self._spiking_name = name
                     x = _first_tensor(args, kwargs)
                     if x is not None:
                         row = self._row(name, "membrane", "membrane")
@@ -525,7 +561,23 @@ class OpCounter(TorchDispatchMode):
 
         return hook
 
-    def _post_hook(self, name: str, spiking: bool):
+    def _count_spikes(self, name: str, raw: str, y: torch.Tensor) -> None:
+        """Add a spiking module's output ``y`` to the counts (``raw``: its unprefixed name)."""
+        from spikeformers.evaluation import token_weights
+
+        c = self.counts
+        nz = float(torch.count_nonzero(y))
+        c.spikes_padded[name] = c.spikes_padded.get(name, 0.0) + nz
+        c.spike_elements_padded[name] = c.spike_elements_padded.get(name, 0) + y.numel()
+        n = y.numel()
+        if self._mask is not None:
+            w = token_weights(y, self._mask, self._layouts.get(raw), raw)
+            nz = float(torch.count_nonzero(y * w))
+            n = round(float(w.sum())) * (y.numel() // self._mask.numel())
+        c.spikes[name] = c.spikes.get(name, 0.0) + nz
+        c.spike_elements[name] = c.spike_elements.get(name, 0) + n
+
+    def _post_hook(self, name: str, spiking: bool, raw: str = ""):
         def hook(_m: nn.Module, _args: tuple, out: Any) -> None:
             if self._stack and self._stack[-1].name == name:
                 self._stack.pop()
@@ -539,13 +591,9 @@ class OpCounter(TorchDispatchMode):
                 if y is not None and self._spiking_depth == 0:
                     self._paused = True  # the hook's own ops are not the model's work
                     try:
-                        nz = float(torch.count_nonzero(y.detach()))
+                        self._count_spikes(name, raw, y.detach())
                     finally:
                         self._paused = False
-                    self.counts.spikes[name] = self.counts.spikes.get(name, 0.0) + nz
-                    self.counts.spike_elements[name] = (
-                        self.counts.spike_elements.get(name, 0) + y.numel()
-                    )
 
         return hook
 
@@ -594,7 +642,9 @@ class OpCounter(TorchDispatchMode):
             self._count_matmul(name, module, frame, args, kwargs, out)
             return
         if self._spiking_depth > 0 or name in _FREE:
-            return  # neuron internals are counted as membrane updates; data movement is free
+            # A neuron's elementwise work is its membrane update (counted once, on entry); data
+            # movement is free.
+            return
         y = out[0] if isinstance(out, tuple | list) else out
         x = _first_tensor(args, kwargs)
         if name == "embedding":
@@ -631,13 +681,10 @@ class OpCounter(TorchDispatchMode):
         return row
 
     def _count_matmul(self, name, module, frame, args, kwargs, out) -> None:
+        # One rule wherever the op runs, inside a neuron too (BPSN's temporal kernels are
+        # convolutions of a real-valued input, priced as MACs; its reset count convolves spikes,
+        # priced as ACs): the input operand decides, never the module.
         parts = _matmul_parts(name, args, kwargs, out)
-        if self._spiking_depth > 0:
-            # A neuron's own charge (BPSN's depthwise conv) is membrane dynamics: float ops of the
-            # full accounting, like a LIF's update, not synaptic operations.
-            row = self._row(self._spiking_name, "membrane", "membrane")
-            row.other_ops += sum(macs + other for _, _, macs, _, other in parts)
-            return
         for op, kind, macs, operands, other in parts:
             row = self._matmul_row(frame, module, op, kind)
             row.add_matmul(macs, self._spike_input(operands))

@@ -9,9 +9,11 @@ Two totals, both per sample (one sequence):
 
 ``fr_l`` is the measured non-zero fraction of layer ``l``'s input; ``MACs_l`` already includes the
 ``T`` time steps (see :mod:`spikeformers.energy.counting`), so this is ``E_AC × Σ_l SOPs_l`` with
-``SOPs_l = T × fr_l × MACs_per_step_l``. Nothing else is priced. Integer inputs (the residual
-stream, spike counts) are treated as spikes with ``fr`` their non-zero fraction, which is what the
-papers do when they measure a "firing rate" of such a layer.
+``SOPs_l = T × fr_l × MACs_per_step_l``. Nothing else is priced. The input decides, never the
+module (:data:`BOOKING_RULE`): a neuron's internal kernel on a real-valued input, such as BPSN's
+learnable temporal filters on the LayerNorm output, is priced as MACs like any layer. Integer
+inputs (the residual stream, spike counts) are treated as spikes with ``fr`` their non-zero
+fraction, which is what the papers do when they measure a "firing rate" of such a layer.
 
 **Full accounting** adds what the convention leaves out:
 
@@ -34,9 +36,10 @@ so its paper-convention energy is ``E_MAC × MACs``. (SpikeBERT's table reports 
 twice theirs for the same counts.)
 
 Padding: counts are taken on the batches actually run, padding included (padded positions are
-computed like any others). Per-sample figures are totals divided by the number of sequences;
-``mean_tokens`` (real tokens) and ``mean_positions`` (positions run) tell how much padding there
-was. With batch size 1, the CLI default, nothing is padded.
+computed like any others); the spiking modules' firing rates are over real tokens
+(``firing_rate_padded`` counts every position). Per-sample figures are totals divided by the
+number of sequences; ``mean_tokens`` (real tokens) and ``mean_positions`` (positions run) tell how
+much padding there was. With batch size 1, the CLI default, nothing is padded.
 """
 
 from __future__ import annotations
@@ -53,10 +56,19 @@ from torch import nn
 from spikeformers.energy.constants import EnergyTable, get_table
 from spikeformers.energy.counting import OpCounter, OpCounts, RowCounts
 
-__all__ = ["EnergyReport", "LayerEnergy", "count_batches", "estimate", "price"]
+__all__ = ["BOOKING_RULE", "EnergyReport", "LayerEnergy", "count_batches", "estimate", "price"]
 
 PAPER = "paper"
 FULL = "full"
+
+BOOKING_RULE = (
+    "one rule for every family, at any place in the network: a matmul-like op (linear layer, "
+    "attention product, convolution, a neuron's own kernel such as BPSN's temporal filters) with "
+    "a real-valued input is priced as MACs; one whose input is spikes (binary, or integer spike "
+    "counts) as ACs; elementwise work (membrane updates, norms, softmax...) only in the full "
+    "accounting"
+)
+"""How every op is booked; printed by the energy CLI and stored in ``energy.json``."""
 
 
 @dataclass
@@ -122,7 +134,9 @@ class EnergyReport:
         excluded_energy_pj_paper: Energy of excluded rows (paper convention), not in the totals.
         excluded_energy_pj_full: Energy of excluded rows (full accounting), not in the totals.
         exclude: Module-name patterns left out of the totals.
-        firing_rates: Output firing rate of every spiking module.
+        firing_rates: Output firing rate of every spiking module, over real tokens.
+        firing_rate_padded: All spikes over all spiking-module outputs at every position run,
+            padding included (``None`` for an ANN).
         uncounted_ops: Aten ops seen without a cost rule (name -> calls over the whole run).
         teacher: The teacher's report on the same texts, if any.
     """
@@ -144,6 +158,7 @@ class EnergyReport:
     excluded_energy_pj_full: float = 0.0
     exclude: list[str] = field(default_factory=list)
     firing_rates: dict[str, float] = field(default_factory=dict)
+    firing_rate_padded: float | None = None
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     teacher: EnergyReport | None = None
 
@@ -177,6 +192,7 @@ class EnergyReport:
             "mean_positions": self.mean_positions,
             "constants": self.constants.to_dict(),
             "conventions": {
+                "rule": BOOKING_RULE,
                 PAPER: "E_MAC*MACs(real input) + E_AC*sum(fr*MACs)(binary/integer input); "
                 "MACs include the T time steps",
                 FULL: "paper + integer inputs as E_AC*MACs*mean|x| + other float ops at op_pj",
@@ -196,6 +212,7 @@ class EnergyReport:
             "exclude": list(self.exclude),
             "firing_rate": self.mean_firing_rate,
             "firing_rates": dict(self.firing_rates),
+            "firing_rate_padded": self.firing_rate_padded,
             "uncounted_ops": dict(self.uncounted_ops),
             "layers": [vars(r).copy() for r in self.rows],
             "teacher": None if self.teacher is None else self.teacher.to_dict(),
@@ -240,6 +257,7 @@ class EnergyReport:
 
     def _summary(self) -> list[str]:
         out = [
+            f"booking rule: {BOOKING_RULE}",
             f"total per sample   paper convention {_si(self.energy_pj_paper * 1e-12, 'J')}"
             f"  (E_MAC x {_si(self.macs_priced)} MACs + E_AC x {_si(self.acs)} ACs)",
             f"                   full accounting  {_si(self.energy_pj_full * 1e-12, 'J')}"
@@ -253,7 +271,9 @@ class EnergyReport:
                 f"{_si(self.excluded_energy_pj_full * 1e-12, 'J')} (not in the totals)"
             )
         if self.mean_firing_rate is not None:
-            out.append(f"mean firing rate of spiking modules: {self.mean_firing_rate:.4f}")
+            out.append(
+                f"mean firing rate of spiking modules (real tokens): {self.mean_firing_rate:.4f}"
+            )
         if self.teacher is not None:
             t = self.teacher
             out.append(
@@ -374,6 +394,7 @@ def price(
         excluded_energy_pj_full=sum(r.energy_pj_full for r in dropped),
         exclude=list(exclude),
         firing_rates=counts.firing_rates(),
+        firing_rate_padded=counts.firing_rate_padded(),
         uncounted_ops=dict(counts.uncounted),
     )
 

@@ -21,6 +21,14 @@ Two behaviours are configurable so the paper's choice can be compared with the b
 ``use_positions`` (the paper has no positional information: a bag of tokens) and
 ``mask_padding`` (the paper lets ``[PAD]`` enter attention and the mean-pool, so the logits depend
 on how much padding a batch has). ``spikebert-*-paper`` variants switch both off.
+
+Padding. With ``mask_padding`` (the default) padded positions never spike anywhere: the encoder
+gets a current below its threshold there and every LIF a zero current (which cannot reach a
+positive threshold), so padding costs no spikes and changes no real token's output. Without it
+(the paper's model) ``[PAD]`` is an ordinary token, as in the public code (an
+``nn.Embedding`` without ``padding_idx``): its embedding row is learned and padded positions
+spike like any other token. (A zero, frozen ``[PAD]`` row would instead encode to an all-ones
+spike vector, since the encoder fires at exactly 0.)
 """
 
 from __future__ import annotations
@@ -110,7 +118,8 @@ def _lif(cfg: SpikeBertConfig, v_threshold: float | None = None) -> LIF:
 class SpikingLinear(nn.Module):
     """``Linear -> LayerNorm -> LIF``, the spiking layer used everywhere in SpikeBERT.
 
-    Shapes: ``[T, B, L, D_in] -> [T, B, L, D_out]`` (spikes).
+    Shapes: ``x [T, B, L, D_in]``, ``mask [B, L]`` (1 real, 0 padding) or ``None``
+    -> ``[T, B, L, D_out]`` spikes, none at padded positions (their current is zeroed).
     """
 
     def __init__(
@@ -121,8 +130,16 @@ class SpikingLinear(nn.Module):
         self.norm = nn.LayerNorm(d_out, eps=cfg.layer_norm_eps)
         self.lif = _lif(cfg, v_threshold)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.lif(self.norm(self.linear(x)))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
+        h = self.norm(self.linear(x))  # (T, B, L, D_out)
+        if mask is not None:
+            h = h * _token_mask(mask, h)  # a LIF with zero input stays below threshold
+        return self.lif(h)
+
+
+def _token_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``[B, L]`` padding mask as ``[1, B, L, 1]`` in ``like``'s dtype."""
+    return mask.to(like.dtype)[None, :, :, None]
 
 
 class SpikingSelfAttention(nn.Module):
@@ -155,19 +172,27 @@ class SpikingSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
         t, b, n, d = x.shape
-        q, k, v = self._heads(self.q(x)), self._heads(self.k(x)), self._heads(self.v(x))
+        q = self._heads(self.q(x, key_mask))
+        k = self._heads(self.k(x, key_mask))
+        v = self._heads(self.v(x, key_mask))
         if key_mask is not None:
-            # A zero key row makes every score against that token 0, so padding adds nothing.
+            # A zero key row makes every score against that token 0, so padding adds nothing
+            # (the LIFs already emit no spike at padding; this keeps the guarantee local).
             m = key_mask.to(k.dtype)[None, :, None, :, None]  # (1, B, 1, L, 1)
             k, v = k * m, v * m
         scores = q @ k.transpose(-2, -1)  # (T, B, H, L, L) coincidence counts
         ctx = (scores @ v) * self.scale  # (T, B, H, L, dh)
+        if key_mask is not None:
+            ctx = ctx * m  # padded queries: no current into the attention LIF
         ctx = self.attn_lif(ctx).transpose(2, 3).reshape(t, b, n, d)  # (T, B, L, D)
-        return self.out(ctx)
+        return self.out(ctx, key_mask)
 
 
 class SpikingMLP(nn.Module):
-    """``Linear(D, rD) -> LN -> LIF -> Linear(rD, D) -> LN -> LIF``; ``[T, B, L, D]`` in and out."""
+    """``Linear(D, rD) -> LN -> LIF -> Linear(rD, D) -> LN -> LIF``; ``[T, B, L, D]`` in and out.
+
+    ``mask [B, L]`` (or ``None``): padded positions get no current, so they never spike.
+    """
 
     def __init__(self, cfg: SpikeBertConfig):
         super().__init__()
@@ -175,8 +200,8 @@ class SpikingMLP(nn.Module):
         self.fc1 = SpikingLinear(cfg, cfg.hidden_size, hidden)
         self.fc2 = SpikingLinear(cfg, hidden, cfg.hidden_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.fc2(self.fc1(x))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
+        return self.fc2(self.fc1(x, mask), mask)
 
 
 class SpikformerBlock(nn.Module):
@@ -189,7 +214,7 @@ class SpikformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
         x = x + self.attn(x, key_mask)
-        return x + self.mlp(x)
+        return x + self.mlp(x, key_mask)
 
 
 @register_family
@@ -201,8 +226,12 @@ class SpikeBertForSequenceClassification(SpikingModel):
     def __init__(self, config: SpikeBertConfig):
         super().__init__(config)
         cfg = config
+        # Unmasked (the paper's model), [PAD] is a learned token like any other; masked, its
+        # row is never used, so it stays a frozen zero row.
         self.embeddings = nn.Embedding(
-            cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id
+            cfg.vocab_size,
+            cfg.hidden_size,
+            padding_idx=cfg.pad_token_id if cfg.mask_padding else None,
         )
         self.position_embeddings = (
             nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
@@ -259,7 +288,13 @@ class SpikeBertForSequenceClassification(SpikingModel):
         """
         cfg = self.config
         mask = attention_mask if cfg.mask_padding else None
-        spikes = self.encode(self.embed(input_ids))  # (B, L, D) binary
+        if mask is not None and bool(mask.all()):
+            mask = None  # nothing padded: the same outputs without the masking work
+        e = self.embed(input_ids)  # (B, L, D)
+        if mask is not None:
+            # The encoder fires at exactly 0: padded positions get a current below it instead.
+            e = e.masked_fill(~mask.bool()[:, :, None], -1.0)
+        spikes = self.encode(e)  # (B, L, D) binary, none at padding
         x = spikes.unsqueeze(0).expand(cfg.time_steps, *spikes.shape)  # (T, B, L, D) repeat coding
         features = []
         for block, transform in zip(self.blocks, self.transforms, strict=True):
