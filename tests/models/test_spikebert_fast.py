@@ -194,3 +194,40 @@ def test_save_packed_restores_strided_views_exactly():
         y.sum().backward()
         grads.append((s.grad.clone(), w.grad.clone()))
     assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+
+
+def test_gradient_checkpointing_gives_bitwise_equal_gradients_and_saves_less(monkeypatch):
+    ids, mask, labels = _batch()
+    grads, saved = [], []
+    for ckpt in (False, True):
+        model = _model()
+        if ckpt:
+            model.gradient_checkpointing_enable()
+        total, _ = _saved_bytes(
+            lambda m=model: m(ids, attention_mask=mask, labels=labels), monkeypatch
+        )
+        saved.append(total)
+        grads.append(_grads(model, model(ids, attention_mask=mask, labels=labels).loss))
+    for name in grads[0]:
+        assert torch.equal(grads[0][name], grads[1][name]), name
+    assert saved[1] < 0.5 * saved[0]
+
+
+def test_gradient_checkpointing_flag_reaches_the_train_config():
+    from spikeformers.cli import _train_config, build_parser
+
+    for base in (
+        ["train", "--model", "spikebert-tiny", "--task", "sst2", "--out", "x"],
+        ["distill", "--stage", "task", "--task", "sst2", "--out", "x"],
+    ):
+        args = build_parser().parse_args([*base, "--gradient-checkpointing"])
+        assert _train_config(args).gradient_checkpointing
+        assert not _train_config(build_parser().parse_args(base)).gradient_checkpointing
+
+
+def test_families_without_gradient_checkpointing_say_so():
+    model = create_model("spikingbert-mini", vocab_size=VOCAB, num_layers=1, hidden_size=24)
+    if type(model).supports_gradient_checkpointing:
+        pytest.skip("SpikingBERT supports it")
+    with pytest.raises(ValueError, match="does not support gradient checkpointing"):
+        model.gradient_checkpointing_enable()

@@ -262,6 +262,7 @@ class SpikeBertForSequenceClassification(SpikingModel):
     """SpikeBERT with a classification head. See the module docstring for the architecture."""
 
     config_class = SpikeBertConfig
+    supports_gradient_checkpointing = True
 
     def __init__(self, config: SpikeBertConfig):
         super().__init__(config)
@@ -330,8 +331,12 @@ class SpikeBertForSequenceClassification(SpikingModel):
         # integers, saved for backward as bytes, unless a spike function is in analog mode.
         pack = self.config.num_layers <= 127 and all_spiking(self)
         features = []
+        ckpt = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for block, transform in zip(self.blocks, self.transforms, strict=True):
-            x = block(x, mask, pack=pack)
+            if ckpt:  # stores x only: packing inside would keep what checkpointing drops
+                x = checkpoint(block, x, mask, pack=False, use_reentrant=False)
+            else:
+                x = block(x, mask, pack=pack)
             if output_hidden_states:
                 features.append(transform(x.mean(0)))  # (B, L, D)
         h = self.norm(x)  # (T, B, L, D)
