@@ -57,9 +57,10 @@ class _Packer:
         if key not in self.cache:
             # A dense view keeps its strides, so the backward runs the same kernels on it.
             stride = t.stride() if _dense(t) else None
-            u8 = torch.empty_strided(
-                t.shape, stride, dtype=torch.uint8, device=t.device
-            ) if stride is not None else torch.empty(t.shape, dtype=torch.uint8, device=t.device)
+            if stride is None:
+                u8 = torch.empty(t.shape, dtype=torch.uint8, device=t.device)
+            else:
+                u8 = torch.empty_strided(t.shape, stride, dtype=torch.uint8, device=t.device)
             self.cache[key] = (_PACKED, u8.copy_(t), t.dtype, stride)
         return self.cache[key]
 
