@@ -14,6 +14,7 @@ import torch
 from spikeformers import create_model
 from spikeformers.layers import packed as packed_module
 from spikeformers.layers.packed import save_packed
+from spikeformers.models.spikebert import SpikingLinear
 from spikeformers.neurons.surrogate import Surrogate
 
 VOCAB = 60
@@ -231,3 +232,16 @@ def test_families_without_gradient_checkpointing_say_so():
         pytest.skip("SpikingBERT supports it")
     with pytest.raises(ValueError, match="does not support gradient checkpointing"):
         model.gradient_checkpointing_enable()
+
+
+def test_recomputed_norm_and_lif_give_bitwise_equal_gradients():
+    ids, mask, labels = _batch()
+    grads = []
+    for recompute in (True, False):
+        model = _model()
+        for m in model.modules():
+            if isinstance(m, SpikingLinear):
+                m.recompute = recompute
+        grads.append(_grads(model, model(ids, attention_mask=mask, labels=labels).loss))
+    for name in grads[0]:
+        assert torch.equal(grads[0][name], grads[1][name]), name
