@@ -74,4 +74,4 @@ def test_worker_reports_a_consistent_row_and_the_table_reads_it():
     assert row["achieved_flops_per_s"] == row["flops_step"] / t["step"]
     assert row["peak_rss_MiB"] >= row["rss_after_setup_MiB"] > 0
     text = roofline.table([row], peak=row["achieved_flops_per_s"] * 4)
-    assert "| spikebert-tiny |" in text and "| 25% |" in text
+    assert "| spikebert-tiny |" in text and "| 25% |" in text and row["step_cpu_s"] > 0
