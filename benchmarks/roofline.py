@@ -16,6 +16,8 @@ same file runs against any checkout: put that checkout's ``src`` first on ``PYTH
 
     PYTHONPATH=src python benchmarks/roofline.py --out roofline_branch
     PYTHONPATH=/path/to/main/src python benchmarks/roofline.py --out roofline_main
+    python benchmarks/roofline.py --compare benchmarks/results/roofline_main.json \
+        benchmarks/results/roofline_branch.json          # ratios, config by config
 
 ``--quick`` runs tiny configurations for a smoke test. Writes ``benchmarks/results/<out>.json``
 and prints a Markdown table.
@@ -233,6 +235,34 @@ def table(rows: list[dict], peak: float) -> str:
     return "\n".join(lines)
 
 
+def compare(base: dict, new: dict) -> str:
+    """Markdown table of ``new`` against ``base`` (two result files), per configuration.
+
+    Speed-ups are ``base time / new time`` (> 1: new is faster); memory ratios are
+    ``new / base`` (< 1: new uses less); "above setup" subtracts each run's RSS after building
+    the model and batch (interpreter, weights), leaving what training itself adds.
+    """
+    old = {r["config"]["name"]: r for r in base["rows"]}
+    lines = [
+        "| config | FLOPs new/base | step speed-up (wall) | step speed-up (CPU) | "
+        "peak RSS new/base | above setup new/base | inference speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in new["rows"]:
+        b = old.get(r["config"]["name"])
+        if b is None:
+            continue
+        grow = [x["peak_rss_MiB"] - x["rss_after_setup_MiB"] for x in (r, b)]
+        lines.append(
+            f"| {r['config']['name']} | {r['flops_step'] / b['flops_step']:.2f} | "
+            f"{b['time_s']['step'] / r['time_s']['step']:.2f}x | "
+            f"{b['step_cpu_s'] / r['step_cpu_s']:.2f}x | "
+            f"{r['peak_rss_MiB'] / b['peak_rss_MiB']:.2f} | {grow[0] / grow[1]:.2f} | "
+            f"{b['infer_latency_s'] / r['infer_latency_s']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:  # noqa: D103
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", nargs="*", help="names (default: all; --quick: the tiny ones)")
@@ -250,8 +280,18 @@ def main(argv: list[str] | None = None) -> None:  # noqa: D103
         "back to the OS, so peak RSS tracks live tensors, not allocator high-water marks",
     )
     p.add_argument("--out", default="roofline", help="benchmarks/results/<out>.json")
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("BASE_JSON", "NEW_JSON"),
+        help="print the ratio table of two result files (e.g. main's and a branch's) and exit",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.compare:
+        base, new = (json.loads(Path(f).read_text()) for f in a.compare)
+        print(compare(base, new))
+        return
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
