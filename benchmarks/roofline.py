@@ -16,8 +16,8 @@ same file runs against any checkout: put that checkout's ``src`` first on ``PYTH
 
     PYTHONPATH=src python benchmarks/roofline.py --out roofline_branch
     PYTHONPATH=/path/to/main/src python benchmarks/roofline.py --out roofline_main
-    python benchmarks/roofline.py --compare benchmarks/results/roofline_main.json \
-        benchmarks/results/roofline_branch.json          # ratios, config by config
+    python benchmarks/roofline.py --compare 'benchmarks/results/roofline_main*.json' \
+        'benchmarks/results/roofline_branch*.json'         # ratios, config by config
 
 ``--quick`` runs tiny configurations for a smoke test. Writes ``benchmarks/results/<out>.json``
 and prints a Markdown table.
@@ -26,6 +26,7 @@ and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import resource
@@ -213,15 +214,19 @@ def _spawn(cfg: Config, args: argparse.Namespace) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def table(rows: list[dict], peak: float) -> str:
-    """The Markdown table of ``rows`` (worker results) against the GEMM ``peak`` (FLOP/s)."""
+def table(rows: list[dict], peak: float | None = None) -> str:
+    """The Markdown table of ``rows`` (worker results) against the GEMM ``peak`` (FLOP/s).
+
+    A row's own ``gemm_peak_flops_per_s`` (set by :func:`load_rows`) takes precedence.
+    """
     lines = [
-        "| config | GFLOP/step | step s (fwd / bwd / opt) | step CPU s | GFLOP/s | of GEMM peak | "
-        "peak RSS MiB (after setup) | infer ms | infer seq/s |",
+        "| config | GFLOP/step | step s (fwd / bwd / opt) | step CPU s | GFLOP/s | "
+        "of GEMM peak (GFLOP/s) | peak RSS MiB (after setup) | infer ms | infer seq/s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t = r["time_s"]
+        peak_r = r.get("gemm_peak_flops_per_s", peak)
         mem = f"{r['peak_rss_MiB']:.0f} ({r['rss_after_setup_MiB']:.0f})"
         if "cuda_max_allocated_MiB" in r:
             mem += f", CUDA {r['cuda_max_allocated_MiB']:.0f}"
@@ -229,26 +234,40 @@ def table(rows: list[dict], peak: float) -> str:
             f"| {r['config']['name']} | {r['flops_step'] / 1e9:.1f} | "
             f"{t['step']:.3f} ({t['forward']:.3f} / {t['backward']:.3f} / {t['optimizer']:.3f}) | "
             f"{r['step_cpu_s']:.2f} | "
-            f"{r['achieved_flops_per_s'] / 1e9:.1f} | {r['achieved_flops_per_s'] / peak:.0%} | "
+            f"{r['achieved_flops_per_s'] / 1e9:.1f} | {r['achieved_flops_per_s'] / peak_r:.0%} "
+            f"of {peak_r / 1e9:.0f} | "
             f"{mem} | {1000 * r['infer_latency_s']:.1f} | {r['infer_seq_per_s']:.1f} |"
         )
     return "\n".join(lines)
 
 
-def compare(base: dict, new: dict) -> str:
+def load_rows(pattern: str) -> list[dict]:
+    """Rows of every result file matching the glob ``pattern``, each with its run's GEMM peak."""
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise SystemExit(f"no result file matches {pattern!r}")
+    rows = []
+    for f in files:
+        result = json.loads(Path(f).read_text())
+        rows += [{**r, "gemm_peak_flops_per_s": result["gemm_peak_flops_per_s"]}
+                 for r in result["rows"]]  # fmt: skip
+    return rows
+
+
+def compare(base: list[dict], new: list[dict]) -> str:
     """Markdown table of ``new`` against ``base`` (two result files), per configuration.
 
     Speed-ups are ``base time / new time`` (> 1: new is faster); memory ratios are
     ``new / base`` (< 1: new uses less); "above setup" subtracts each run's RSS after building
     the model and batch (interpreter, weights), leaving what training itself adds.
     """
-    old = {r["config"]["name"]: r for r in base["rows"]}
+    old = {r["config"]["name"]: r for r in base}
     lines = [
         "| config | FLOPs new/base | step speed-up (wall) | step speed-up (CPU) | "
         "peak RSS new/base | above setup new/base | inference speed-up |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in new["rows"]:
+    for r in new:
         b = old.get(r["config"]["name"])
         if b is None:
             continue
@@ -283,14 +302,16 @@ def main(argv: list[str] | None = None) -> None:  # noqa: D103
     p.add_argument(
         "--compare",
         nargs=2,
-        metavar=("BASE_JSON", "NEW_JSON"),
-        help="print the ratio table of two result files (e.g. main's and a branch's) and exit",
+        metavar=("BASE_GLOB", "NEW_GLOB"),
+        help="print the tables and the ratio table of two sets of result files (glob patterns, "
+        "e.g. main's and a branch's) and exit",
     )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.compare:
-        base, new = (json.loads(Path(f).read_text()) for f in a.compare)
-        print(compare(base, new))
+        base, new = (load_rows(pattern) for pattern in a.compare)
+        print(f"base ({a.compare[0]}):\n\n{table(base)}\n\nnew ({a.compare[1]}):\n\n")
+        print(f"{table(new)}\n\nnew against base:\n\n{compare(base, new)}")
         return
     if a.threads:
         torch.set_num_threads(a.threads)
