@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, as one command (about 5 minutes on one H200).
+# The checks that need a GPU, as one command (about 7 minutes on one H200).
 #
 # Runs on a machine whose `python3` has a CUDA build of PyTorch and the project's dependencies
 # (torch, numpy, safetensors, tqdm, transformers, pytest); it installs nothing and needs no
@@ -13,6 +13,11 @@
 # 2. benchmarks/bpsn_vs_lif.py on CUDA: BPSN vs the serial LIF (individual coding) vs repeat
 #    coding, training step time and memory (the issue-5 comparison; docs/RESULTS.md).
 # 3. benchmarks/lif_speed.py on CUDA: fused vs reference LIF, layer and student step.
+# 4. benchmarks/roofline.py on CUDA: FLOPs per step, step time (fwd/bwd/opt), achieved FLOP/s
+#    against the measured fp32 GEMM peak, torch.cuda.max_memory_allocated, inference latency,
+#    for every family (the packed-spike and recompute paths of issue 14). TF32 stays off (the
+#    fp32 default), so the GEMM peak is the fp32 one. To compare with another checkout, run the
+#    same file with that checkout's src first on PYTHONPATH and use `roofline.py --compare`.
 # Logs and JSON go to OUT_DIR; the exit status is non-zero if any part failed.
 # SPIKEFORMERS_TEST_DEVICE=cpu runs the same steps on the CPU (a dry run of this script).
 set -uo pipefail
@@ -46,6 +51,12 @@ EOF
     | tee "$out/lif_speed_$dev.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 cp "benchmarks/results/lif_speed_$dev.json" "$out/" 2>/dev/null || status=1
+
+# roofline writes benchmarks/results/<--out>.json; a copy goes to OUT_DIR.
+"$py" benchmarks/roofline.py --device "$dev" --steps 5 --infer-reps 5 --out "roofline_$dev" \
+    2>&1 | tee "$out/roofline_$dev.md"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+cp "benchmarks/results/roofline_$dev.json" "$out/" 2>/dev/null || status=1
 
 echo "gpu_check: status $status, results in $out"
 exit $status

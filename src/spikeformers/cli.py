@@ -110,6 +110,11 @@ def _add_train_args(
         default="fp32",
         help="fp32; bf16 autocast (CPU or GPU); fp16 autocast + GradScaler (GPU only)",
     )
+    g.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute each block in backward: less memory, one more forward per step",
+    )
     c = p.add_argument_group("checkpoints (see docs/SCALING.md)")
     c.add_argument(
         "--save-every",
@@ -167,6 +172,7 @@ def _train_config(a: argparse.Namespace):
         grad_accum=a.grad_accum,
         drop_last=a.drop_last,
         precision=a.precision,
+        gradient_checkpointing=a.gradient_checkpointing,
     )
 
 

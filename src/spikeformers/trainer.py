@@ -87,6 +87,9 @@ class TrainConfig:
     a full step's weight, which can move a small model noticeably)."""
     precision: Precision = "fp32"
     """``fp32``; ``bf16`` autocast (CPU or GPU); ``fp16`` autocast with a GradScaler (GPU only)."""
+    gradient_checkpointing: bool = False
+    """Recompute each block in backward instead of storing its activations (less memory, one
+    more forward per step); calls ``gradient_checkpointing_enable()`` of the trained model."""
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 and not self.max_steps:
@@ -388,6 +391,13 @@ def fit(
     """
     env = dist_env or current_env(device)
     check_precision(cfg.precision, device)
+    if cfg.gradient_checkpointing:
+        enable = getattr(select_module, "gradient_checkpointing_enable", None)
+        if enable is None:
+            raise ValueError(
+                f"--gradient-checkpointing: {type(select_module).__name__} does not support it"
+            )
+        enable()
     objective.to(device)
     params = objective.trainable_parameters()
     opt = build_optimizer(params, cfg)

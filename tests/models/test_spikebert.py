@@ -87,7 +87,7 @@ def test_faithful_variant_lets_padding_change_logits():
 def test_repeat_coding_feeds_the_same_binary_pattern_at_every_step():
     model = create_model("spikebert-tiny", **{**tiny_overrides(VOCAB), "time_steps": 3})
     seen = {}
-    hook = _capture(model.blocks[0].attn.q.linear, seen, "x", pre=True)
+    hook = _capture(model.blocks[0].attn.q, seen, "x", pre=True)  # (its Linear runs once)
     model(torch.randint(5, VOCAB, (2, 4)))
     hook.remove()
     x = seen["x"]  # (T, B, L, D): block 0's input

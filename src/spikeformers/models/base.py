@@ -113,12 +113,30 @@ class SpikingModel(nn.Module):
     """Base class: config handling and strict safetensors save/load. Families subclass it."""
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    supports_gradient_checkpointing: ClassVar[bool] = False
+    """Whether :meth:`gradient_checkpointing_enable` is implemented by the family."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         if not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}")
         self.config = config
+        self.gradient_checkpointing = False
+        """Recompute each block's forward in backward (training only); see the method below."""
+
+    def gradient_checkpointing_enable(self) -> None:
+        """Store only each block's input in training and recompute the block in backward.
+
+        The ``transformers`` name and meaning: less memory (about one ``[T, B, L, D]`` tensor
+        per block instead of all its activations) for one more forward pass per step; the
+        same numbers (the recomputation is deterministic).
+
+        Raises:
+            ValueError: If the family does not implement it.
+        """
+        if not self.supports_gradient_checkpointing:
+            raise ValueError(f"{type(self).__name__} does not support gradient checkpointing")
+        self.gradient_checkpointing = True
 
     # -- interface every family implements -------------------------------------------------
     def forward(  # noqa: D102

@@ -40,8 +40,10 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from spikeformers.layers.feature import FeatureTransform
+from spikeformers.layers.packed import all_spiking, save_packed
 from spikeformers.models.base import (
     ClassifierOutput,
     ModelConfig,
@@ -240,9 +242,19 @@ class SpikingLinear(nn.Module):
         self.linear = nn.Linear(d_in, d_out)
         self.norm = nn.LayerNorm(d_out, eps=cfg.layer_norm_eps)
         self.neuron = build_token_neuron(cfg, d_out, v_threshold)
+        self.recompute = True
+        """Recompute ``neuron(LN(.))`` in backward instead of storing its saved tensors."""
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
-        return self.neuron(self.norm(self.linear(x)), mask)
+        y = self.linear(x)  # (B, L, D_out)
+        if self.recompute and torch.is_grad_enabled() and y.requires_grad:
+            # Keep only the Linear's output for backward; LayerNorm's and the neuron's saved
+            # tensors are recomputed from it (the same numbers: the recomputation is the forward).
+            return checkpoint(self._fire, y, mask, use_reentrant=False)
+        return self._fire(y, mask)
+
+    def _fire(self, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self.neuron(self.norm(y), mask)
 
 
 class SpikingSelfAttention(nn.Module):
@@ -273,7 +285,12 @@ class SpikingSelfAttention(nn.Module):
         return x.view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2)  # (B, H, L, dh)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, *, need_scores: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        need_scores: bool = False,
+        pack: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend over tokens.
 
@@ -281,26 +298,31 @@ class SpikingSelfAttention(nn.Module):
             x: ``[B, L, D]``.
             mask: ``[B, L]``, 1 real, 0 padding, or ``None``.
             need_scores: Also return ``scale * Q K^T`` (for attention distillation only).
+            pack: Save the integer-valued operands (input, ``Q, K, V``, attention spikes) for
+                backward as bytes (:func:`~spikeformers.layers.packed.save_packed`).
 
         Returns:
             ``(out, scores)``: spikes ``[B, L, D]`` and ``[B, H, L, L]`` scores or ``None``.
         """
         b, n, d = x.shape
-        q = self._heads(self.q(x, mask))
-        k = self._heads(self.k(x, mask))
-        v = self._heads(self.v(x, mask))
+        with save_packed(x, enabled=pack):
+            # Contiguous per head: the products would copy them so anyway, and a copy of our
+            # own is what save_packed can recognise.
+            q, k, v = (self._heads(m(x, mask)).contiguous() for m in (self.q, self.k, self.v))
         if mask is not None:
             # The neurons already emit no spike at padding; this keeps the guarantee local.
             m = mask.to(k.dtype)[:, None, :, None]  # (B, 1, L, 1)
             k, v = k * m, v * m
-        kv = k.transpose(-2, -1) @ v  # (B, H, dh, dh) key-value coincidence counts
-        ctx = (q @ kv) * self.scale  # (B, H, L, dh)
+        with save_packed(q, k, v, enabled=pack):
+            kv = k.transpose(-2, -1) @ v  # (B, H, dh, dh) key-value coincidence counts
+            ctx = (q @ kv) * self.scale  # (B, H, L, dh)
+            # Only for distillation: the spike-coincidence counts play the teacher's
+            # pre-softmax Q K^T / sqrt(dh); zero wherever the query or the key is padding.
+            scores = (q @ k.transpose(-2, -1)) * self.scale if need_scores else None
         ctx = ctx.transpose(1, 2).reshape(b, n, d)  # (B, L, D)
-        out = self.out(self.attn_neuron(ctx, mask), mask)
-        # Only for distillation: the spike-coincidence counts play the teacher's pre-softmax
-        # Q K^T / sqrt(dh); zero wherever the query or the key is padding.
-        scores = (q @ k.transpose(-2, -1)) * self.scale if need_scores else None  # (B, H, L, L)
-        return out, scores
+        s = self.attn_neuron(ctx, mask)
+        with save_packed(s, enabled=pack):
+            return self.out(s, mask), scores  # scores: (B, H, L, L) or None
 
 
 class SpikingMLP(nn.Module):
@@ -312,8 +334,13 @@ class SpikingMLP(nn.Module):
         self.fc1 = SpikingLinear(cfg, cfg.hidden_size, hidden)
         self.fc2 = SpikingLinear(cfg, hidden, cfg.hidden_size)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
-        return self.fc2(self.fc1(x, mask), mask)
+    def forward(  # noqa: D102
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, *, pack: bool = False
+    ) -> torch.Tensor:
+        with save_packed(x, enabled=pack):
+            h = self.fc1(x, mask)  # (B, L, rD) spikes
+        with save_packed(h, enabled=pack):
+            return self.fc2(h, mask)
 
 
 class SnnBertBlock(nn.Module):
@@ -328,11 +355,16 @@ class SnnBertBlock(nn.Module):
         self.mlp = SpikingMLP(cfg)
 
     def forward(  # noqa: D102
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, *, need_scores: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        need_scores: bool = False,
+        pack: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a, scores = self.attn(x, mask, need_scores=need_scores)
+        a, scores = self.attn(x, mask, need_scores=need_scores, pack=pack)
         x = x + a
-        return x + self.mlp(x, mask), scores
+        return x + self.mlp(x, mask, pack=pack), scores
 
 
 @register_family
@@ -411,9 +443,12 @@ class SnnBertForSequenceClassification(SpikingModel):
         """
         mask = attention_mask
         x = self.encode(self.embed(input_ids, mask), mask)  # (B, L, D) spikes
+        # Spikes and the residual stream (sums of at most 2 * num_layers + 1 spikes) are
+        # integers, saved for backward as bytes, unless a spike function is in analog mode.
+        pack = self.config.num_layers <= 127 and all_spiking(self)
         features, attentions = [], []
         for block, transform in zip(self.blocks, self.transforms, strict=True):
-            x, scores = block(x, mask, need_scores=output_hidden_states)  # (B, L, D) counts
+            x, scores = block(x, mask, need_scores=output_hidden_states, pack=pack)  # counts
             if output_hidden_states:
                 features.append(transform(x))
                 attentions.append(scores)

@@ -37,8 +37,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from spikeformers.layers.feature import FeatureTransform
+from spikeformers.layers.packed import all_spiking, save_packed
 from spikeformers.models.base import (
     ClassifierOutput,
     ModelConfig,
@@ -119,7 +121,9 @@ class SpikingLinear(nn.Module):
     """``Linear -> LayerNorm -> LIF``, the spiking layer used everywhere in SpikeBERT.
 
     Shapes: ``x [T, B, L, D_in]``, ``mask [B, L]`` (1 real, 0 padding) or ``None``
-    -> ``[T, B, L, D_out]`` spikes, none at padded positions (their current is zeroed).
+    -> ``[T, B, L, D_out]`` spikes, none at padded positions (their current is zeroed). An
+    input that is constant over ``T`` as a view (time stride 0, as repeat coding's ``expand``)
+    is projected once, not ``T`` times: the same numbers (row-wise ops), ``T`` times fewer FLOPs.
     """
 
     def __init__(
@@ -129,17 +133,62 @@ class SpikingLinear(nn.Module):
         self.linear = nn.Linear(d_in, d_out)
         self.norm = nn.LayerNorm(d_out, eps=cfg.layer_norm_eps)
         self.lif = _lif(cfg, v_threshold)
+        self.recompute = True
+        """Recompute ``LIF(LN(.))`` in backward instead of storing its saved tensors."""
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
-        h = self.norm(self.linear(x))  # (T, B, L, D_out)
+        steps = None
+        if x.dim() > 1 and x.shape[0] > 1 and x.stride(0) == 0 and not literal_algorithm():
+            # Time-invariant input (repeat coding, e.g. ``expand`` of the encoded embedding):
+            # Linear and LayerNorm act per row, so run them once and repeat their output.
+            x, steps = x[0], x.shape[0]
+        y = self.linear(x)  # (T, B, L, D_out), or (B, L, D_out) once
+        if self.recompute and torch.is_grad_enabled() and y.requires_grad:
+            # Keep only the Linear's output for backward; LayerNorm's and the LIF's saved
+            # tensors (the membrane H, as large as y) are recomputed from it, bit for bit.
+            return checkpoint(self._fire, y, steps, mask, use_reentrant=False)
+        return self._fire(y, steps, mask)
+
+    def _fire(
+        self, y: torch.Tensor, steps: int | None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``LIF(LN(y))``, with ``LN(y)`` repeated ``steps`` times first unless ``None``; a
+        ``[B, L]`` ``mask`` zeroes padded positions' current (a LIF with zero input stays below
+        threshold)."""
+        z = self.norm(y)
         if mask is not None:
-            h = h * _token_mask(mask, h)  # a LIF with zero input stays below threshold
-        return self.lif(h)
+            z = z * mask.to(z.dtype)[:, :, None]  # (B, L, 1): broadcasts over T when present
+        return self.lif(z if steps is None else z.expand(steps, *z.shape))
 
 
-def _token_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``[B, L]`` padding mask as ``[1, B, L, 1]`` in ``like``'s dtype."""
-    return mask.to(like.dtype)[None, :, :, None]
+def literal_algorithm() -> bool:
+    """Whether the model should run the published algorithm step for step, skipping the exact
+    shortcuts (the once-only projection of a time-invariant input, the attention order).
+
+    True while an energy :class:`~spikeformers.energy.counting.OpCounter` records: it prices the
+    operations a neuromorphic chip would run (``T`` presentations of the input, the ``L x L``
+    scores of the paper's ``(Q K^T) V``), which are those the literal algorithm executes.
+    """
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+    from spikeformers.energy.counting import OpCounter
+
+    return any(isinstance(m, OpCounter) for m in _get_current_dispatch_mode_stack())
+
+
+def spike_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``(Q K^T) V`` without softmax, multiplied in the cheaper order for the shape.
+
+    The product is associative, so ``Q (K^T V)`` (``O(L dh^2)``, no ``L x L`` tensor) equals
+    ``(Q K^T) V`` (``O(L^2 dh)``); for spikes every partial sum is an integer below ``2^24``,
+    exact in float32, so the two orders give the same bits (gradients agree up to rounding).
+    The order switches to ``Q (K^T V)`` when ``L > dh`` (not under :func:`literal_algorithm`).
+
+    Shapes: ``q, k, v [..., L, dh]`` -> ``[..., L, dh]``.
+    """
+    if q.shape[-2] > q.shape[-1] and not literal_algorithm():
+        return q @ (k.transpose(-2, -1) @ v)  # (..., dh, dh) key-value counts first
+    return (q @ k.transpose(-2, -1)) @ v  # (..., L, L) coincidence counts first
 
 
 class SpikingSelfAttention(nn.Module):
@@ -147,7 +196,8 @@ class SpikingSelfAttention(nn.Module):
 
     ``A = Q K^T`` counts, per head, the time-aligned spike coincidences between tokens; ``A V``
     sums the value spikes of the tokens each query attends to. There is no softmax, so the
-    product is computed as ``(Q K^T) V`` and scaled by a constant.
+    product is associative: :func:`spike_attention` picks the cheaper order, and the result is
+    scaled by a constant.
 
     Shapes: ``x [T, B, L, D]``, ``key_mask [B, L]`` (1 real, 0 padding, or ``None``)
     -> ``[T, B, L, D]`` spikes.
@@ -170,29 +220,32 @@ class SpikingSelfAttention(nn.Module):
             2, 3
         )  # (T, B, H, L, dh)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
+    def forward(
+        self, x: torch.Tensor, key_mask: torch.Tensor | None = None, *, pack: bool = False
+    ) -> torch.Tensor:
+        """Attend; ``pack``: save the integer-valued operands for backward as bytes."""
         t, b, n, d = x.shape
-        q = self._heads(self.q(x, key_mask))
-        k = self._heads(self.k(x, key_mask))
-        v = self._heads(self.v(x, key_mask))
+        with save_packed(x, enabled=pack):
+            # Contiguous per head: the products would copy them so anyway, and a copy of our
+            # own is what save_packed can recognise (and store as bytes).
+            q, k, v = (self._heads(m(x, key_mask)).contiguous() for m in (self.q, self.k, self.v))
         if key_mask is not None:
             # A zero key row makes every score against that token 0, so padding adds nothing
-            # (the LIFs already emit no spike at padding; this keeps the guarantee local).
-            m = key_mask.to(k.dtype)[None, :, None, :, None]  # (1, B, 1, L, 1)
-            k, v = k * m, v * m
-        scores = q @ k.transpose(-2, -1)  # (T, B, H, L, L) coincidence counts
-        ctx = (scores @ v) * self.scale  # (T, B, H, L, dh)
+            # (its value row is multiplied by those zeros: masking V as well changes nothing).
+            k = k * key_mask.to(k.dtype)[None, :, None, :, None]  # (1, B, 1, L, 1) mask
+        with save_packed(q, k, v, enabled=pack):
+            ctx = spike_attention(q, k, v) * self.scale  # (T, B, H, L, dh)
         if key_mask is not None:
-            ctx = ctx * m  # padded queries: no current into the attention LIF
+            # Padded queries: no current into the attention LIF (their Q rows are zero already;
+            # this keeps the guarantee local).
+            ctx = ctx * key_mask.to(ctx.dtype)[None, :, None, :, None]
         ctx = self.attn_lif(ctx).transpose(2, 3).reshape(t, b, n, d)  # (T, B, L, D)
-        return self.out(ctx, key_mask)
+        with save_packed(ctx, enabled=pack):
+            return self.out(ctx, key_mask)
 
 
 class SpikingMLP(nn.Module):
-    """``Linear(D, rD) -> LN -> LIF -> Linear(rD, D) -> LN -> LIF``; ``[T, B, L, D]`` in and out.
-
-    ``mask [B, L]`` (or ``None``): padded positions get no current, so they never spike.
-    """
+    """``Linear(D, rD) -> LN -> LIF -> Linear(rD, D) -> LN -> LIF``; ``[T, B, L, D]`` in and out."""
 
     def __init__(self, cfg: SpikeBertConfig):
         super().__init__()
@@ -200,8 +253,14 @@ class SpikingMLP(nn.Module):
         self.fc1 = SpikingLinear(cfg, cfg.hidden_size, hidden)
         self.fc2 = SpikingLinear(cfg, hidden, cfg.hidden_size)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
-        return self.fc2(self.fc1(x, mask), mask)
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, *, pack: bool = False
+    ) -> torch.Tensor:
+        """``[T, B, L, D]`` -> ``[T, B, L, D]``; padding (``mask [B, L]`` 0) gets no current."""
+        with save_packed(x, enabled=pack):
+            h = self.fc1(x, mask)  # (T, B, L, rD) spikes
+        with save_packed(h, enabled=pack):
+            return self.fc2(h, mask)
 
 
 class SpikformerBlock(nn.Module):
@@ -212,9 +271,12 @@ class SpikformerBlock(nn.Module):
         self.attn = SpikingSelfAttention(cfg)
         self.mlp = SpikingMLP(cfg)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
-        x = x + self.attn(x, key_mask)
-        return x + self.mlp(x, key_mask)
+    def forward(
+        self, x: torch.Tensor, key_mask: torch.Tensor | None = None, *, pack: bool = False
+    ) -> torch.Tensor:
+        """``[T, B, L, D]`` -> ``[T, B, L, D]``; ``pack`` as in :class:`SpikingSelfAttention`."""
+        x = x + self.attn(x, key_mask, pack=pack)
+        return x + self.mlp(x, key_mask, pack=pack)
 
 
 @register_family
@@ -222,6 +284,7 @@ class SpikeBertForSequenceClassification(SpikingModel):
     """SpikeBERT with a classification head. See the module docstring for the architecture."""
 
     config_class = SpikeBertConfig
+    supports_gradient_checkpointing = True
 
     def __init__(self, config: SpikeBertConfig):
         super().__init__(config)
@@ -296,9 +359,16 @@ class SpikeBertForSequenceClassification(SpikingModel):
             e = e.masked_fill(~mask.bool()[:, :, None], -1.0)
         spikes = self.encode(e)  # (B, L, D) binary, none at padding
         x = spikes.unsqueeze(0).expand(cfg.time_steps, *spikes.shape)  # (T, B, L, D) repeat coding
+        # Spikes and the residual stream (sums of at most 2 * num_layers + 1 spikes) are
+        # integers, saved for backward as bytes, unless a spike function is in analog mode.
+        pack = self.config.num_layers <= 127 and all_spiking(self)
         features = []
+        ckpt = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for block, transform in zip(self.blocks, self.transforms, strict=True):
-            x = block(x, mask)
+            if ckpt:  # stores x only: packing inside would keep what checkpointing drops
+                x = checkpoint(block, x, mask, pack=False, use_reentrant=False)
+            else:
+                x = block(x, mask, pack=pack)
             if output_hidden_states:
                 features.append(transform(x.mean(0)))  # (B, L, D)
         h = self.norm(x)  # (T, B, L, D)
