@@ -429,8 +429,8 @@ def test_bpsn_init_values():
     assert neuron.detach_reset  # one default, as the LIF and the configs
     torch.testing.assert_close(neuron.threshold.detach(), torch.full((3,), 0.7))
     torch.testing.assert_close(neuron.fusion, torch.full((3,), 0.25))
-    # graded: β defaults to 2θ (the rate ramps from θ to 3θ); passes: to θ (the soft reset)
-    torch.testing.assert_close(neuron.reset_strength, torch.full((3,), 1.4))
+    # β defaults to θ (graded: the rate ramps from θ to 2θ; passes: the soft reset)
+    torch.testing.assert_close(neuron.reset_strength, torch.full((3,), 0.7))
     passes = BPSN(3, v_threshold=0.7, reset_mode="passes")
     assert passes.reset_passes == 1
     torch.testing.assert_close(passes.reset_strength, torch.full((3,), 0.7))
@@ -530,7 +530,7 @@ def _graded_loop_reference(x: torch.Tensor, mask: torch.Tensor, neuron: BPSN) ->
     """Graded BPSN written from its definition, one token at a time (independent of the module).
 
     Charge: ``H[t] = a Σ_i w_f[i] x̃[t-i] + (1-a) Σ_i w_b[i] x̃[t+i]`` by explicit sums. Spikes:
-    an integrate-and-fire neuron with soft reset, threshold 1, residual ``v`` (0 at the start)
+    an integrate-and-fire neuron with soft reset, threshold 1, residual ``v`` (1/2 at the start)
     and input ``z[t] = m[t] clamp(u[t], 0, 1)``, ``u = (H - θ)/β``; it fires where
     ``v + u[t] >= 1``, then ``v <- v + z[t] - spike`` (hard spike, no gradient through it).
     """
@@ -539,7 +539,7 @@ def _graded_loop_reference(x: torch.Tensor, mask: torch.Tensor, neuron: BPSN) ->
     w_f, w_b, a = neuron.weight_fwd, neuron.weight_bwd, neuron.fusion
     theta, beta = neuron.threshold, neuron.reset_strength
     k = w_f.shape[1]
-    v = torch.zeros(b, d, dtype=x.dtype)
+    v = torch.full((b, d), 0.5, dtype=x.dtype)
     out = []
     for t in range(length):
         h_f = sum(w_f[:, i] * xm[:, t - i] for i in range(k) if t - i >= 0)
@@ -608,16 +608,16 @@ def test_graded_bpsn_gradient_equals_finite_differences_of_its_relaxation():
 
 
 def test_graded_bpsn_hand_trace():
-    # One channel, k = 1: H = 0.5 x (w = 1/τ = 0.5). θ = 0.5, β = 1: x = 1.5 gives u = 0.25, so
-    # the IF residual runs 0, .25, .5, .75 and the neuron fires at every 4th token (t = 3, 7).
+    # One channel, k = 1: H = 0.5 x (w = 1/τ = 0.5). θ = 0.5, β = 1: x = 1.5 gives u = 0.25.
+    # The IF residual starts at 1/2: before each token .5, .75, (1.0: fire) 0, .25, .5, .75, ...
     neuron = BPSN(1, kernel_size=1, tau=2.0, v_threshold=0.5, reset_strength=1.0).double()
     x = torch.full((1, 8, 1), 1.5, dtype=torch.float64)
-    assert neuron(x)[0, :, 0].tolist() == [0, 0, 0, 1, 0, 0, 0, 1]
-    # x = 2.5: u = 0.75 -> residual 0, .75 (fire at t = 1), .5 (t = 2), .25 (t = 3), 0 (t = 4)...
-    assert neuron(x + 1.0)[0, :, 0].tolist() == [0, 1, 1, 1, 0, 1, 1, 1]
+    assert neuron(x)[0, :, 0].tolist() == [0, 1, 0, 0, 0, 1, 0, 0]  # every 4th token
+    # x = 2.5: u = 0.75; residual + u = 1.25 (fire), 1.0 (fire), .75, 1.5, 1.25, 1.0, .75, 1.5
+    assert neuron(x + 1.0)[0, :, 0].tolist() == [1, 1, 0, 1, 1, 1, 0, 1]  # 6 of 8 = 0.75
     # A padded token adds nothing and does not fire: the count resumes after it.
     mask = torch.tensor([[1, 1, 0, 1, 1, 1, 1, 1]], dtype=torch.float64)
-    assert neuron(x, mask)[0, :, 0].tolist() == [0, 0, 0, 0, 1, 0, 0, 0]
+    assert neuron(x, mask)[0, :, 0].tolist() == [0, 1, 0, 0, 0, 0, 1, 0]
 
 
 def _constant_drive_rates(neuron: torch.nn.Module, levels: list[float], length: int = 400):
@@ -642,15 +642,25 @@ THETA = 0.5
 LEVELS = [THETA * f for f in (1.1, 1.3, 1.5, 1.7, 1.9, 2.1, 2.3, 2.5, 2.7, 2.9)]  # in (θ, 3θ)
 
 
-def test_graded_bpsn_rate_on_constant_input_is_graded_between_theta_and_3_theta():
-    neuron = BPSN(1, tau=2.0, v_threshold=THETA).double()  # the default neuron
-    rates = _constant_drive_rates(neuron, LEVELS)
+@pytest.mark.parametrize(
+    ("beta", "levels"),
+    [
+        (2 * THETA, LEVELS),  # β = 2θ: graded over all of (θ, 3θ)
+        (None, [c for c in LEVELS if c < 1.9 * THETA]),  # the default β = θ: over (θ, 2θ)
+    ],
+)
+def test_graded_bpsn_rate_on_constant_input_increases_strictly_inside_0_1(beta, levels):
+    neuron = BPSN(1, tau=2.0, v_threshold=THETA, reset_strength=beta).double()  # graded default
+    rates = _constant_drive_rates(neuron, levels)
     assert _graded_rate_violation(rates) is None
-    # The count of an IF neuron with input z = (c ΣK - θ)/β per step: floor(n z) in n steps.
+    # The count of an IF neuron with input z = (c ΣK - θ)/β per step is floor(n z + 1/2) in n
+    # steps, so the rate is within 1/n of z (2/n: the window's phase is arbitrary).
     gain = float(neuron.weight_fwd.detach().sum())  # ΣK = Σ w (both directions, a = 0.5)
-    beta = 2 * THETA
-    for c, rate in zip(LEVELS, rates, strict=True):
-        assert abs(rate - (c * gain - THETA) / beta) <= 2 / (400 - 32)
+    b = THETA if beta is None else beta
+    for c, rate in zip(levels, rates, strict=True):
+        assert abs(rate - (c * gain - THETA) / b) <= 2 / (400 - 32)
+    # and saturates where the ramp ends: silent at or below θ, every step at θ + β and above
+    assert _constant_drive_rates(neuron, [0.9 * THETA, 1.05 * (THETA + b)]) == [0.0, 1.0]
 
 
 def test_graded_rate_check_fails_for_a_silent_and_an_all_or_none_neuron():
@@ -661,6 +671,7 @@ def test_graded_rate_check_fails_for_a_silent_and_an_all_or_none_neuron():
             return torch.zeros_like(x)
 
     assert _graded_rate_violation(_constant_drive_rates(Silent(), LEVELS)) is not None
+    assert _graded_rate_violation(_constant_drive_rates(Silent(), LEVELS[:4])) is not None
     for passes in (1, 2):
         neuron = BPSN(1, tau=2.0, v_threshold=THETA, reset_mode="passes", reset_passes=passes)
         rates = _constant_drive_rates(neuron.double(), LEVELS)

@@ -650,15 +650,20 @@ def bpsn_parallel(
 # of a cumulative sum, so the whole sequence is one scan (see the module docstring).
 
 
-def _phase(z: torch.Tensor) -> torch.Tensor:
-    """``φ[t] = frac(Σ_{s<t} z[s])`` along the token axis (``φ[0] = 0``); ``z >= 0``, ``[B, L, D]``.
+GRADED_START = 0.5
+"""Initial residual potential of the graded mode's IF neuron, in units of its threshold 1."""
 
-    The residual potential of a soft-reset IF neuron with threshold 1 just before token ``t``
-    (its spike count so far is the floor that ``frac`` removes). Differentiable: ``frac`` passes
-    the gradient through and the floor it removes has derivative 0 (the detached reset).
+
+def _phase(z: torch.Tensor) -> torch.Tensor:
+    """``φ[t] = frac(φ₀ + Σ_{s<t} z[s])`` along the token axis, ``φ₀ =`` :data:`GRADED_START`.
+
+    ``z >= 0``, ``[B, L, D]``. The residual potential of a soft-reset IF neuron with threshold 1
+    just before token ``t`` (its spike count so far is the floor that ``frac`` removes).
+    Differentiable: ``frac`` passes the gradient through and the floor it removes has derivative
+    0 (the detached reset).
     """
     total = F.pad(z[:, :-1].cumsum(1), (0, 0, 1, 0))  # exclusive cumulative sum, (B, L, D)
-    return torch.frac(total)
+    return torch.frac(total.add_(GRADED_START))
 
 
 def _graded_potential(
@@ -815,7 +820,7 @@ def bpsn_graded_sequential_reference(
 ) -> torch.Tensor:
     """:func:`bpsn_graded` as a loop over time: an IF neuron with soft reset, step by step.
 
-    ``v`` is the residual potential (``0`` at the start); at token ``t``:
+    ``v`` is the residual potential (:data:`GRADED_START` at the start); at token ``t``:
     ``u = (H[t] - θ)/β``, ``S[t] = m Θ(v + u - 1)``,
     ``v <- v + m clamp(u, 0, 1) - S[t]`` (the reset subtracts the hard spike, detached). For
     tests and as executable documentation; arguments and return as :func:`bpsn_graded`.
@@ -827,7 +832,7 @@ def bpsn_graded_sequential_reference(
     xm = x * m.unsqueeze(-1)
     h_f = _scan(xm, weight_fwd, reverse=False, offset=0)
     h_b = _scan(xm, weight_bwd, reverse=True, offset=0)
-    v = x.new_zeros(B, D)
+    v = x.new_full((B, D), GRADED_START)
     spikes = []
     for t in range(L):
         m_t = m[:, t : t + 1]  # (B, 1)
@@ -965,8 +970,9 @@ class BPSN(nn.Module):
             reset decay ``λ = 1 - 1/τ``); ``>= 1``.
         v_threshold: Initial threshold ``θ`` of every channel.
         fusion_init: Initial causal weight ``a`` in ``(0, 1)``; 0.5 weighs both directions equally.
-        reset_strength: Initial ``β > 0``; ``None`` means ``2 θ`` for ``graded`` (the rate ramps
-            from ``θ`` to ``3 θ``) and ``θ`` for ``passes`` (the soft-reset analogue).
+        reset_strength: Initial ``β > 0``; ``None`` means ``θ`` (``graded``: the rate ramps from
+            ``θ`` to ``2θ``, the range of a soft-reset LIF with ``τ = 2``; ``passes``: the
+            soft-reset analogue).
         reset_mode: ``"graded"``, ``"passes"`` or ``None`` (see :func:`resolve_reset_mode`:
             ``"passes"`` if ``reset_passes`` is given, else ``"graded"``).
         reset_passes: ``passes`` only: ``P >= 0`` (``None``: 1); 0 disables the reset (a plain
@@ -998,7 +1004,7 @@ class BPSN(nn.Module):
         super().__init__()
         reset_mode, reset_passes = resolve_reset_mode(reset_mode, reset_passes)
         if reset_strength is None:
-            reset_strength = 2.0 * v_threshold if reset_mode == "graded" else v_threshold
+            reset_strength = v_threshold
         if num_channels < 1:
             raise ValueError(f"num_channels must be >= 1, got {num_channels}")
         if kernel_size < 1:
