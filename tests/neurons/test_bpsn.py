@@ -691,9 +691,9 @@ def test_graded_bpsn_backward_replays_the_forward_spikes_under_autocast(monkeypa
     potential = bpsn_module._graded_potential
 
     def spy(*args):
-        v, u = potential(*args)
-        calls.append((args[0].dtype, (v >= 0).clone()))
-        return v, u
+        w, u = potential(*args)
+        calls.append((args[0].dtype, (w >= 1).clone()))
+        return w, u
 
     monkeypatch.setattr(bpsn_module, "_graded_potential", spy)
     with torch.autocast("cpu", dtype=torch.bfloat16):
