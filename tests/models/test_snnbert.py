@@ -255,8 +255,8 @@ def test_a_config_saved_before_reset_mode_existed_loads_the_passes_neuron(tmp_pa
         logits = loaded(ids, attention_mask=mask).logits
         assert torch.equal(logits, old(ids, attention_mask=mask).logits)
         # ... and the same weights under the graded neuron would answer differently.
-        graded = SnnBertForSequenceClassification(dataclasses.replace(
-            old.config, reset_mode="graded", reset_passes=None
-        ))
+        graded = SnnBertForSequenceClassification(
+            dataclasses.replace(old.config, reset_mode="graded", reset_passes=None)
+        )
         graded.load_state_dict(old.state_dict())
         assert not torch.equal(graded.eval()(ids, attention_mask=mask).logits, logits)

@@ -26,8 +26,9 @@ the token axis (``T = L``), there is no separate ``T`` axis. The model:
 
 ``N`` is the neuron, chosen by ``neuron``: ``"bpsn"`` (:class:`~spikeformers.neurons.BPSN`, all
 tokens in parallel; ``reset_mode="graded"`` by default, a firing rate that grows with the input,
-or the earlier all-or-none ``"passes"``, which configs saved before ``reset_mode`` existed keep) or ``"lif"``, a serial multi-step LIF run over the token axis (the baseline
-the paper compares against: ``L`` sequential steps per neuron layer). Every neuron receives the
+or the earlier all-or-none ``"passes"``, which configs saved before ``reset_mode`` existed
+keep) or ``"lif"``, a serial multi-step LIF run over the token axis (the baseline the paper
+compares against: ``L`` sequential steps per neuron layer). Every neuron receives the
 padding mask: padded inputs are zeroed and padded outputs never spike, so padding never changes a
 real token. Positions count real tokens (``cumsum(mask) - 1``), so left and right padding give the
 same outputs. :func:`build_token_neuron` is the one place to add another neuron.

@@ -127,8 +127,10 @@ Implementation of the parallel path (the dynamics above are unchanged by it):
   products per channel) is a batched matmul (:func:`_kernel_grad`). The Function builds the
   merged kernels itself (:func:`_kernels`) and maps their gradients back to ``w_f, w_b, a`` by
   hand, and backward replays the forward's autocast state. A layer's forward + backward is
-  about 75 operators whatever ``L`` (a serial LIF needs about ``6L``): on a GPU, that many
-  kernel launches. Other spike modules take a plain autograd graph of the same operations.
+  75 operators in the passes mode (``P = 1``) and 77 in the graded mode, whatever ``L`` (a
+  serial LIF needs about ``6L``; counted by ``benchmarks/bpsn_vs_lif.py``'s ``count_ops``): on a
+  GPU, that many kernel launches. Other spike modules take a plain autograd graph of the same
+  operations.
 
 Determinism: on CPU every operation is deterministic (oneDNN convolutions, elementwise ops,
 fixed-order reductions, ``bmm``). On CUDA the recomputation in backward relies on cuDNN picking
@@ -808,9 +810,7 @@ class _GradedFunction(torch.autograd.Function):
         d_theta = dh.sum((0, 1)).neg_() if need[5] else None
         d_beta = (dh * u).sum((0, 1)).neg_() if need[6] else None
         del u
-        dx, d_w_f, d_w_b, d_fusion = _charge_backward(
-            dh, xm, mask, kernel, w_f, w_b, fusion, need
-        )
+        dx, d_w_f, d_w_b, d_fusion = _charge_backward(dh, xm, mask, kernel, w_f, w_b, fusion, need)
         return dx, None, d_w_f, d_w_b, d_fusion, d_theta, d_beta, None
 
 
