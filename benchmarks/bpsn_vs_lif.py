@@ -86,8 +86,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "bpsn_vs_lif.json"
 # first is the baseline the ratios refer to.
 NEURONS = {
     "lif": {"neuron": "lif"},
-    "bpsn": {"neuron": "bpsn"},
-    "bpsn-noreset": {"neuron": "bpsn", "reset_passes": 0},
+    "bpsn": {"neuron": "bpsn"},  # the default: reset_mode="graded"
+    "bpsn-passes": {"neuron": "bpsn", "reset_mode": "passes", "reset_passes": 1},
+    "bpsn-noreset": {"neuron": "bpsn", "reset_mode": "passes", "reset_passes": 0},
 }
 # Not an SNN-BERT neuron but the other coding: SpikeBERT (LIF, every token re-entered at each of
 # --time-steps steps) at the same depth, width and heads. Training step and memory only.

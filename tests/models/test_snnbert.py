@@ -14,12 +14,17 @@ from spikeformers.neurons.bpsn import BPSN
 from tests.conftest import make_tiny_teacher, tiny_overrides
 
 VOCAB = 50
-NEURONS = ("bpsn", "lif")
+NEURONS = ("bpsn", "bpsn-passes", "lif")
 
 
 def tiny(neuron: str = "bpsn", **kw) -> SnnBertForSequenceClassification:
-    """A tiny SNN-BERT (HF test size): ``tests.conftest.tiny_overrides`` for its config."""
+    """A tiny SNN-BERT (HF test size): ``tests.conftest.tiny_overrides`` for its config.
+
+    ``neuron="bpsn-passes"`` is the BPSN with ``reset_mode="passes"`` (the earlier neuron).
+    """
     cfg = tiny_overrides(VOCAB, name="snnbert-tiny")
+    if neuron == "bpsn-passes":
+        neuron, kw = "bpsn", {"reset_mode": "passes", **kw}
     return create_model("snnbert-tiny", **{**cfg, "neuron": neuron, **kw})
 
 
@@ -90,7 +95,7 @@ def test_lif_is_causal_over_tokens_and_bpsn_sees_both_directions():
             a = model.encode(model.embed(ids), None)  # (B, L, D) spikes
             b = model.encode(model.embed(later), None)
         changed[neuron] = not torch.equal(a[:, :-1], b[:, :-1])
-    assert changed == {"bpsn": True, "lif": False}
+    assert changed == {"bpsn": True, "bpsn-passes": True, "lif": False}
 
 
 def test_spike_encoding_feeds_each_token_once_as_binary_spikes():
@@ -212,3 +217,46 @@ def test_distillation_steps_lower_the_loss(tokenizer):
         losses.append(loss.item())
     assert all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-3:]) / 3 < 0.8 * losses[0], losses
+
+
+def test_bpsn_variants_use_the_graded_neuron_by_default():
+    assert SnnBertConfig().reset_mode == "graded" and SnnBertConfig().reset_passes is None
+    for name in ("snnbert-tiny", "snnbert-mini", "snnbert-small"):
+        model = create_model(name, vocab_size=VOCAB, num_layers=1)
+        assert model.config.reset_mode == "graded", name
+        bpsns = [m for m in model.modules() if isinstance(m, BPSN)]
+        assert bpsns and all(m.reset_mode == "graded" for m in bpsns), name
+    model = tiny("bpsn-passes")
+    assert model.config.reset_passes == 1
+    assert all(m.reset_mode == "passes" for m in model.modules() if isinstance(m, BPSN))
+    with pytest.raises(ValueError, match="applies only to reset_mode='passes'"):
+        SnnBertConfig(reset_mode="graded", reset_passes=1)
+    with pytest.raises(ValueError, match="reset_mode must be one of"):
+        SnnBertConfig(reset_mode="sigma-delta")
+
+
+def test_a_config_saved_before_reset_mode_existed_loads_the_passes_neuron(tmp_path):
+    # Every config.json written before the field existed lists reset_passes and no reset_mode;
+    # such a model must load with the neuron it was trained with (the passes one), bit for bit.
+    import json
+
+    torch.manual_seed(0)
+    old = tiny("bpsn-passes").eval()
+    old.save_pretrained(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    cfg = json.loads(path.read_text())
+    del cfg["reset_mode"]
+    assert cfg["reset_passes"] == 1  # as the older code wrote it
+    path.write_text(json.dumps(cfg))
+    loaded = from_pretrained(tmp_path / "m").eval()
+    assert loaded.config.reset_mode == "passes" and loaded.config == old.config
+    ids, mask = _pad(torch.randint(5, VOCAB, (2, 9)), 3)
+    with torch.no_grad():
+        logits = loaded(ids, attention_mask=mask).logits
+        assert torch.equal(logits, old(ids, attention_mask=mask).logits)
+        # ... and the same weights under the graded neuron would answer differently.
+        graded = SnnBertForSequenceClassification(
+            dataclasses.replace(old.config, reset_mode="graded", reset_passes=None)
+        )
+        graded.load_state_dict(old.state_dict())
+        assert not torch.equal(graded.eval()(ids, attention_mask=mask).logits, logits)

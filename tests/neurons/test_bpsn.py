@@ -9,6 +9,7 @@ import torch
 
 from spikeformers.neurons.bpsn import (
     BPSN,
+    bpsn_graded,
     bpsn_parallel,
     bpsn_sequential_reference,
     lif_kernel,
@@ -20,16 +21,28 @@ def _random_bpsn(
     d: int,
     *,
     kernel_size: int = 4,
+    reset_mode: str = "passes",
     reset_passes: int = 1,
     detach_reset: bool = False,
     dtype: torch.dtype = torch.float64,
     seed: int = 0,
 ) -> BPSN:
-    """A BPSN whose parameters are moved off their (channel-symmetric) initial values."""
+    """A BPSN whose parameters are moved off their (channel-symmetric) initial values.
+
+    ``reset_mode="graded"`` ignores ``reset_passes`` and ``detach_reset`` (it has neither).
+    """
     gen = torch.Generator().manual_seed(seed)
-    neuron = BPSN(
-        d, kernel_size=kernel_size, reset_passes=reset_passes, detach_reset=detach_reset
-    ).to(dtype)
+    if reset_mode == "graded":
+        neuron = BPSN(d, kernel_size=kernel_size, reset_mode="graded")
+    else:
+        neuron = BPSN(
+            d,
+            kernel_size=kernel_size,
+            reset_mode="passes",
+            reset_passes=reset_passes,
+            detach_reset=detach_reset,
+        )
+    neuron = neuron.to(dtype)
     with torch.no_grad():
         for p in (neuron.weight_fwd, neuron.weight_bwd):
             p.add_(0.2 * torch.randn(p.shape, generator=gen, dtype=dtype))
@@ -222,11 +235,12 @@ def test_bpsn_non_spiking_surrogate_gives_the_reference_relaxation():
     torch.testing.assert_close(out, neuron.forward_sequential(x, mask), atol=1e-12, rtol=0)
 
 
-def test_bpsn_saves_one_input_sized_tensor_for_backward():
+@pytest.mark.parametrize("reset_mode", ["graded", "passes"])
+def test_bpsn_saves_one_input_sized_tensor_for_backward(reset_mode):
     # The fused path keeps only the masked input (plus the [B, L] mask and a few per-channel
     # tensors of at most [D, 2k] from building the kernels) between forward and backward.
     b, length, d, k = 4, 32, 16, 8
-    neuron = _random_bpsn(d, kernel_size=k, dtype=torch.float32)
+    neuron = _random_bpsn(d, kernel_size=k, reset_mode=reset_mode, dtype=torch.float32)
     x, mask = _inputs(b, length, d, dtype=torch.float32)
     x.requires_grad_(True)
     params = {p.untyped_storage().data_ptr() for p in neuron.parameters()}
@@ -247,9 +261,10 @@ def test_bpsn_saves_one_input_sized_tensor_for_backward():
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
-def test_bpsn_real_tokens_ignore_how_far_the_batch_is_padded():
+@pytest.mark.parametrize("reset_mode", ["graded", "passes"])
+def test_bpsn_real_tokens_ignore_how_far_the_batch_is_padded(reset_mode):
     d, length = 4, 10
-    neuron = _random_bpsn(d)
+    neuron = _random_bpsn(d, reset_mode=reset_mode)
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(3, length, d, generator=gen, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([7, 4, 10])
@@ -281,17 +296,20 @@ def test_bpsn_real_tokens_ignore_how_far_the_batch_is_padded():
     assert torch.equal(alone[0], out[1, :4])
 
 
-def test_bpsn_padded_positions_never_spike():
+@pytest.mark.parametrize("reset_mode", ["graded", "passes"])
+def test_bpsn_padded_positions_never_spike(reset_mode):
     d = 3
-    neuron = BPSN(d, v_threshold=-10.0, reset_strength=0.1).double()  # fires on real inputs
+    # Fires at every real input (the excess over θ is far above β).
+    neuron = BPSN(d, v_threshold=-10.0, reset_strength=0.1, reset_mode=reset_mode).double()
     x, mask = _inputs(4, 8, d, dtype=torch.float64)
     spikes = neuron(x, mask)
     assert torch.all(spikes[mask == 0] == 0)
     assert torch.all(spikes[mask == 1] == 1)
 
 
-def test_bpsn_without_mask_equals_all_ones_mask_and_accepts_bool_masks():
-    neuron = _random_bpsn(3)
+@pytest.mark.parametrize("reset_mode", ["graded", "passes"])
+def test_bpsn_without_mask_equals_all_ones_mask_and_accepts_bool_masks(reset_mode):
+    neuron = _random_bpsn(3, reset_mode=reset_mode)
     x, mask = _inputs(2, 6, 3, dtype=torch.float64)
     assert torch.equal(neuron(x), neuron(x, torch.ones(2, 6)))
     assert torch.equal(neuron(x, mask), neuron(x, mask.bool()))
@@ -308,17 +326,18 @@ def _reset_free_lif(x: torch.Tensor, tau: float, v_threshold: float) -> torch.Te
 
 
 @pytest.mark.parametrize("level", [1.2, 1.5, 1.9])
-def test_bpsn_constant_supra_threshold_input_does_not_fire_uninterrupted(level):
+def test_bpsn_constant_supra_threshold_input_fires_but_not_uninterrupted(level):
     tau, v_threshold, length = 2.0, 1.0, 64
     lif = _reset_free_lif(torch.full((length,), level), tau, v_threshold)
     first = int(torch.nonzero(lif)[0])
     assert first < length // 4  # the input is supra-threshold ...
     assert torch.all(lif[first:] == 1)  # ... and the reset-free LIF never stops firing
 
-    neuron = BPSN(2, tau=tau, v_threshold=v_threshold)
+    neuron = BPSN(2, tau=tau, v_threshold=v_threshold)  # the default: graded
     with torch.no_grad():
         spikes = neuron(torch.full((1, length, 2), level))
-    assert spikes.mean() < 0.9
+    # Not uninterrupted, and not silent either (a silent neuron passed this test before).
+    assert 0.05 < spikes.mean() < 0.9
 
 
 def test_lif_kernel_taps_equal_decay_formula():
@@ -385,8 +404,9 @@ def test_bpsn_gradient_reaches_input_and_every_parameter(dtype):
         assert p.grad.abs().sum() > 0, name
 
 
-def test_bpsn_is_deterministic():
-    neuron = _random_bpsn(4, dtype=torch.float32)
+@pytest.mark.parametrize("reset_mode", ["graded", "passes"])
+def test_bpsn_is_deterministic(reset_mode):
+    neuron = _random_bpsn(4, reset_mode=reset_mode, dtype=torch.float32)
     x, mask = _inputs(3, 10, 4, dtype=torch.float32)
     x.requires_grad_(True)
     runs = []
@@ -405,10 +425,18 @@ def test_bpsn_default_surrogate_is_a_fresh_atan_per_neuron():
 
 def test_bpsn_init_values():
     neuron = BPSN(3, v_threshold=0.7, fusion_init=0.25)
+    assert neuron.reset_mode == "graded" and neuron.reset_passes is None
+    assert neuron.detach_reset  # one default, as the LIF and the configs
     torch.testing.assert_close(neuron.threshold.detach(), torch.full((3,), 0.7))
     torch.testing.assert_close(neuron.fusion, torch.full((3,), 0.25))
-    torch.testing.assert_close(neuron.reset_strength, torch.full((3,), 0.7))  # β defaults to θ
+    # β defaults to θ (graded: the rate ramps from θ to 2θ; passes: the soft reset)
+    torch.testing.assert_close(neuron.reset_strength, torch.full((3,), 0.7))
+    passes = BPSN(3, v_threshold=0.7, reset_mode="passes")
+    assert passes.reset_passes == 1
+    torch.testing.assert_close(passes.reset_strength, torch.full((3,), 0.7))
     assert math.isclose(BPSN(1, reset_strength=2.5).reset_strength.item(), 2.5, rel_tol=1e-6)
+    # Giving reset_passes without a mode means the passes mode (how old configs load).
+    assert BPSN(1, reset_passes=0).reset_mode == "passes"
 
 
 @pytest.mark.parametrize(
@@ -420,6 +448,9 @@ def test_bpsn_init_values():
         {"fusion_init": 1.0},
         {"reset_passes": -1},
         {"reset_strength": 0.0},
+        {"reset_mode": "pases"},
+        {"reset_mode": "graded", "reset_passes": 1},  # not silently ignored
+        {"reset_mode": "graded", "detach_reset": False},  # the floor has no gradient
     ],
 )
 def test_bpsn_rejects_bad_arguments(kwargs):
@@ -435,7 +466,10 @@ def test_bpsn_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="mask"):
         neuron(torch.zeros(1, 5, 3), torch.ones(1, 4))
     with pytest.raises(ValueError, match=r"\[B, L, D\]"):
-        bpsn_parallel(torch.zeros(5, 3), None, **neuron._dynamics_kwargs())
+        bpsn_graded(torch.zeros(5, 3), None, **neuron._dynamics_kwargs())
+    passes = BPSN(3, reset_mode="passes")
+    with pytest.raises(ValueError, match=r"\[B, L, D\]"):
+        bpsn_parallel(torch.zeros(5, 3), None, **passes._dynamics_kwargs())
 
 
 def _lagged_dot_products(grad: torch.Tensor, seq: torch.Tensor, n: int) -> torch.Tensor:
@@ -487,3 +521,208 @@ def test_bpsn_backward_replays_the_forward_spikes_under_autocast(monkeypatch):
     assert v.dtype == torch.bfloat16
     assert torch.equal((v >= neuron.threshold.to(v.dtype)).to(spikes.dtype), spikes)
     assert x.grad is not None and x.grad.dtype == torch.float32 and x.grad.abs().sum() > 0
+
+
+# -- reset_mode="graded" (the default) --------------------------------------------------------
+
+
+def _graded_loop_reference(x: torch.Tensor, mask: torch.Tensor, neuron: BPSN) -> torch.Tensor:
+    """Graded BPSN written from its definition, one token at a time (independent of the module).
+
+    Charge: ``H[t] = a Σ_i w_f[i] x̃[t-i] + (1-a) Σ_i w_b[i] x̃[t+i]`` by explicit sums. Spikes:
+    an integrate-and-fire neuron with soft reset, threshold 1, residual ``v`` (1/2 at the start)
+    and input ``z[t] = m[t] clamp(u[t], 0, 1)``, ``u = (H - θ)/β``; it fires where
+    ``v + u[t] >= 1``, then ``v <- v + z[t] - spike`` (hard spike, no gradient through it).
+    """
+    b, length, d = x.shape
+    xm = x * mask[..., None]
+    w_f, w_b, a = neuron.weight_fwd, neuron.weight_bwd, neuron.fusion
+    theta, beta = neuron.threshold, neuron.reset_strength
+    k = w_f.shape[1]
+    v = torch.full((b, d), 0.5, dtype=x.dtype)
+    out = []
+    for t in range(length):
+        h_f = sum(w_f[:, i] * xm[:, t - i] for i in range(k) if t - i >= 0)
+        h_b = sum(w_b[:, i] * xm[:, t + i] for i in range(k) if t + i < length)
+        u = (a * h_f + (1 - a) * h_b - theta) / beta  # (B, D)
+        m_t = mask[:, t, None]
+        pre = v + u - 1.0
+        out.append(neuron.surrogate(pre) * m_t)
+        v = v + m_t * u.clamp(0.0, 1.0) - m_t * (pre.detach() >= 0).to(x.dtype)
+    return torch.stack(out, dim=1)
+
+
+@pytest.mark.parametrize(("kernel_size", "length"), [(4, 11), (8, 30), (8, 5), (3, 1)])
+def test_graded_bpsn_equals_a_token_loop_spikes_and_gradients(kernel_size, length):
+    d = 5
+    neuron = _random_bpsn(d, kernel_size=kernel_size, reset_mode="graded")
+    x, mask = _inputs(4, length, d, dtype=torch.float64)
+    x.requires_grad_(True)
+    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(2), dtype=x.dtype)
+    s_par = neuron(x, mask)
+    s_loop = _graded_loop_reference(x, mask, neuron)
+    assert torch.equal(s_par, s_loop)
+    assert torch.equal(s_par, neuron.forward_sequential(x, mask))  # the module's own loop too
+    if length >= 11:
+        assert 0.05 < s_par.sum() / (mask.sum() * d) < 0.95  # spikes and silence both occur
+    names = ["x"] + [n for n, _ in neuron.named_parameters()]
+    for name, g_par, g_loop in zip(
+        names, _grads(neuron, x, s_par, weight), _grads(neuron, x, s_loop, weight), strict=True
+    ):
+        assert g_par is not None and g_loop is not None, name
+        assert g_par.abs().sum() > 0, name
+        torch.testing.assert_close(g_par, g_loop, atol=1e-10, rtol=0, msg=name)
+
+
+def test_graded_bpsn_gradient_equals_finite_differences_of_its_relaxation():
+    # The spikes do not feed back (the reset is the floor of the count of the clamped excess),
+    # so the fused backward (Θ' = the surrogate's g') is the exact gradient of the relaxed
+    # output g(v): central differences of that output along random directions must match it.
+    d = 4
+    neuron = _random_bpsn(d, kernel_size=4, reset_mode="graded", seed=3)
+    x, mask = _inputs(3, 12, d, dtype=torch.float64, seed=4)
+    gen = torch.Generator().manual_seed(9)
+    weight = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    params = [x.requires_grad_(True), *neuron.parameters()]
+    grads = torch.autograd.grad((neuron(x, mask) * weight).sum(), params)
+
+    relaxed = _random_bpsn(d, kernel_size=4, reset_mode="graded", seed=3)
+    relaxed.surrogate.spiking = False  # output g(v) instead of Θ(v): smooth in every input
+
+    def loss(values: list[torch.Tensor]) -> float:
+        with torch.no_grad():
+            for p, value in zip(relaxed.parameters(), values[1:], strict=True):
+                p.copy_(value)
+            return float((relaxed(values[0], mask) * weight).sum())
+
+    base = [p.detach().clone() for p in params]
+    eps = 1e-6
+    for _ in range(4):
+        direction = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in base]
+        plus = loss([p + eps * e for p, e in zip(base, direction, strict=True)])
+        minus = loss([p - eps * e for p, e in zip(base, direction, strict=True)])
+        numeric = (plus - minus) / (2 * eps)
+        analytic = sum(float((g * e).sum()) for g, e in zip(grads, direction, strict=True))
+        assert abs(numeric) > 1e-3
+        assert math.isclose(numeric, analytic, rel_tol=1e-6, abs_tol=1e-7)
+
+
+def test_graded_bpsn_hand_trace():
+    # One channel, k = 1: H = 0.5 x (w = 1/τ = 0.5). θ = 0.5, β = 1: x = 1.5 gives u = 0.25.
+    # The IF residual starts at 1/2: before each token .5, .75, (1.0: fire) 0, .25, .5, .75, ...
+    neuron = BPSN(1, kernel_size=1, tau=2.0, v_threshold=0.5, reset_strength=1.0).double()
+    x = torch.full((1, 8, 1), 1.5, dtype=torch.float64)
+    assert neuron(x)[0, :, 0].tolist() == [0, 1, 0, 0, 0, 1, 0, 0]  # every 4th token
+    # x = 2.5: u = 0.75; residual + u = 1.25 (fire), 1.0 (fire), .75, 1.5, 1.25, 1.0, .75, 1.5
+    assert neuron(x + 1.0)[0, :, 0].tolist() == [1, 1, 0, 1, 1, 1, 0, 1]  # 6 of 8 = 0.75
+    # A padded token adds nothing and does not fire: the count resumes after it.
+    mask = torch.tensor([[1, 1, 0, 1, 1, 1, 1, 1]], dtype=torch.float64)
+    assert neuron(x, mask)[0, :, 0].tolist() == [0, 1, 0, 0, 0, 0, 1, 0]
+
+
+def _constant_drive_rates(neuron: torch.nn.Module, levels: list[float], length: int = 400):
+    """Firing rate of each channel-0 neuron on a constant input ``c``, away from the two ends
+    (the ``k`` tokens at each end see a partial charge)."""
+    x = torch.tensor(levels, dtype=torch.float64)[:, None, None].expand(-1, length, 1)
+    with torch.no_grad():
+        spikes = neuron(x.contiguous())
+    return spikes[:, 16:-16, 0].mean(1).tolist()
+
+
+def _graded_rate_violation(rates: list[float]) -> str | None:
+    """``None`` if the rates are strictly inside (0, 1) and strictly increasing, else why not."""
+    if not all(0.0 < r < 1.0 for r in rates):
+        return f"rates not strictly inside (0, 1): {rates}"
+    if not all(a < b for a, b in zip(rates, rates[1:], strict=False)):
+        return f"rates not strictly increasing: {rates}"
+    return None
+
+
+THETA = 0.5
+LEVELS = [THETA * f for f in (1.1, 1.3, 1.5, 1.7, 1.9, 2.1, 2.3, 2.5, 2.7, 2.9)]  # in (θ, 3θ)
+
+
+@pytest.mark.parametrize(
+    ("beta", "levels"),
+    [
+        (2 * THETA, LEVELS),  # β = 2θ: graded over all of (θ, 3θ)
+        (None, [c for c in LEVELS if c < 1.9 * THETA]),  # the default β = θ: over (θ, 2θ)
+    ],
+)
+def test_graded_bpsn_rate_on_constant_input_increases_strictly_inside_0_1(beta, levels):
+    neuron = BPSN(1, tau=2.0, v_threshold=THETA, reset_strength=beta).double()  # graded default
+    rates = _constant_drive_rates(neuron, levels)
+    assert _graded_rate_violation(rates) is None
+    # The count of an IF neuron with input z = (c ΣK - θ)/β per step is floor(n z + 1/2) in n
+    # steps, so the rate is within 1/n of z (2/n: the window's phase is arbitrary).
+    gain = float(neuron.weight_fwd.detach().sum())  # ΣK = Σ w (both directions, a = 0.5)
+    b = THETA if beta is None else beta
+    for c, rate in zip(levels, rates, strict=True):
+        assert abs(rate - (c * gain - THETA) / b) <= 2 / (400 - 32)
+    # and saturates where the ramp ends: silent at or below θ, every step at θ + β and above
+    assert _constant_drive_rates(neuron, [0.9 * THETA, 1.05 * (THETA + b)]) == [0.0, 1.0]
+
+
+def test_graded_rate_check_fails_for_a_silent_and_an_all_or_none_neuron():
+    # The check above is not vacuous: a neuron that never fires fails it, and so do the
+    # earlier all-or-none reconstructions (one or two reset passes).
+    class Silent(torch.nn.Module):
+        def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+            return torch.zeros_like(x)
+
+    assert _graded_rate_violation(_constant_drive_rates(Silent(), LEVELS)) is not None
+    assert _graded_rate_violation(_constant_drive_rates(Silent(), LEVELS[:4])) is not None
+    for passes in (1, 2):
+        neuron = BPSN(1, tau=2.0, v_threshold=THETA, reset_mode="passes", reset_passes=passes)
+        rates = _constant_drive_rates(neuron.double(), LEVELS)
+        assert set(rates) <= {0.0, 1.0}, rates  # all-or-none
+        assert _graded_rate_violation(rates) is not None
+
+
+def test_graded_bpsn_backward_replays_the_forward_spikes_under_autocast(monkeypatch):
+    # The charge runs in bf16 under autocast (the integrator in float32); the backward's
+    # recomputation must reproduce the forward's spikes exactly.
+    import spikeformers.neurons.bpsn as bpsn_module
+
+    neuron = BPSN(64, kernel_size=8, v_threshold=0.5)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 50, 64, generator=gen).requires_grad_(True)
+    calls = []
+    potential = bpsn_module._graded_potential
+
+    def spy(*args):
+        w, u = potential(*args)
+        calls.append((args[0].dtype, (w >= 1).clone()))
+        return w, u
+
+    monkeypatch.setattr(bpsn_module, "_graded_potential", spy)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        spikes = neuron(x, torch.ones(8, 50))
+    assert spikes.dtype == torch.bfloat16
+    (spikes.float() * torch.randn(x.shape, generator=gen)).sum().backward()
+    (fwd_dtype, fwd_fired), (bwd_dtype, bwd_fired) = calls
+    assert fwd_dtype == bwd_dtype == torch.bfloat16  # the charge of both, in bf16
+    assert torch.equal(fwd_fired, bwd_fired) and torch.equal(bwd_fired.to(spikes.dtype), spikes)
+    assert 0.01 < float(spikes.detach().float().mean()) < 0.5
+    assert x.grad is not None and x.grad.dtype == torch.float32 and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("surrogate", [ATan(alpha=3.0), Sigmoid(alpha=4.0)])
+def test_graded_bpsn_generic_and_fused_paths_agree(surrogate):
+    # A spike module that is not a Surrogate takes the plain-autograd path; same spikes and
+    # gradients as the fused Function.
+    d = 4
+    fused = _random_bpsn(d, reset_mode="graded")
+    fused.surrogate = surrogate
+    generic = _random_bpsn(d, reset_mode="graded")
+    generic.surrogate = _WrappedATan()
+    generic.surrogate.inner = surrogate
+    x, mask = _inputs(3, 9, d, dtype=torch.float64)
+    x.requires_grad_(True)
+    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(2), dtype=x.dtype)
+    s_f, s_g = fused(x, mask), generic(x, mask)
+    assert torch.equal(s_f, s_g)
+    for g_f, g_g in zip(
+        _grads(fused, x, s_f, weight), _grads(generic, x, s_g, weight), strict=True
+    ):
+        torch.testing.assert_close(g_f, g_g, atol=1e-10, rtol=0)

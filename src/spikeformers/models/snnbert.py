@@ -25,8 +25,10 @@ the token axis (``T = L``), there is no separate ``T`` axis. The model:
    ``scale * Q K^T`` that exist only for distillation (computed when ``output_hidden_states``).
 
 ``N`` is the neuron, chosen by ``neuron``: ``"bpsn"`` (:class:`~spikeformers.neurons.BPSN`, all
-tokens in parallel) or ``"lif"``, a serial multi-step LIF run over the token axis (the baseline
-the paper compares against: ``L`` sequential steps per neuron layer). Every neuron receives the
+tokens in parallel; ``reset_mode="graded"`` by default, a firing rate that grows with the input,
+or the earlier all-or-none ``"passes"``, which configs saved before ``reset_mode`` existed
+keep) or ``"lif"``, a serial multi-step LIF run over the token axis (the baseline the paper
+compares against: ``L`` sequential steps per neuron layer). Every neuron receives the
 padding mask: padded inputs are zeroed and padded outputs never spike, so padding never changes a
 real token. Positions count real tokens (``cumsum(mask) - 1``), so left and right padding give the
 same outputs. :func:`build_token_neuron` is the one place to add another neuron.
@@ -50,7 +52,7 @@ from spikeformers.models.base import (
     SpikingModel,
     classification_loss,
 )
-from spikeformers.neurons.bpsn import BPSN
+from spikeformers.neurons.bpsn import BPSN, resolve_reset_mode
 from spikeformers.neurons.lif import LIF
 from spikeformers.neurons.surrogate import build_surrogate
 from spikeformers.registry import register_family, register_model
@@ -105,8 +107,16 @@ class SnnBertConfig(ModelConfig):
     """BPSN taps per direction (also the reach of its reset count)."""
     fusion_init: float = 0.5
     """BPSN initial weight of the causal direction, in ``(0, 1)``."""
-    reset_passes: int = 1
-    """BPSN parallel reset passes (0: a reset-free bidirectional PSN; keep it odd)."""
+    reset_mode: Literal["graded", "passes"] | None = None
+    """BPSN spike generation: ``graded`` (a soft-reset IF on the charge's excess over the
+    threshold, as a cumulative sum: graded rate on constant drive) or ``passes`` (the earlier
+    reconstruction: parallel reset passes, all-or-none on constant drive). ``None`` resolves
+    (:func:`~spikeformers.neurons.bpsn.resolve_reset_mode`) to ``passes`` when ``reset_passes``
+    is set, so a ``config.json`` saved before this field existed (it lists ``reset_passes``)
+    loads with its old neuron, and to ``graded`` otherwise."""
+    reset_passes: int | None = None
+    """BPSN ``passes`` mode only: parallel reset passes (``None``: 1; 0: a reset-free
+    bidirectional PSN; keep it odd). Setting it with ``reset_mode="graded"`` is an error."""
     lif_reset: Literal["hard", "soft"] = "hard"
     """Reset of the ``lif`` neuron."""
     detach_reset: bool = True
@@ -134,10 +144,11 @@ class SnnBertConfig(ModelConfig):
             raise ValueError(f"encoder must be 'neuron' or 'heaviside', got {self.encoder!r}")
         if self.lif_reset not in ("hard", "soft"):
             raise ValueError(f"lif_reset must be 'hard' or 'soft', got {self.lif_reset!r}")
-        if self.kernel_size < 1 or self.reset_passes < 0 or self.max_position_embeddings < 1:
-            raise ValueError(
-                "need kernel_size >= 1, reset_passes >= 0, max_position_embeddings >= 1"
-            )
+        if self.kernel_size < 1 or self.max_position_embeddings < 1:
+            raise ValueError("need kernel_size >= 1, max_position_embeddings >= 1")
+        mode, passes = resolve_reset_mode(self.reset_mode, self.reset_passes)
+        object.__setattr__(self, "reset_mode", mode)  # frozen: store the resolved pair
+        object.__setattr__(self, "reset_passes", passes)
 
 
 # -- neurons over the token axis: x [B, L, D], mask [B, L] | None -> spikes [B, L, D] ----------
@@ -187,6 +198,7 @@ def _bpsn(cfg: SnnBertConfig, num_channels: int, v_threshold: float) -> nn.Modul
         tau=cfg.tau,
         v_threshold=v_threshold,
         fusion_init=cfg.fusion_init,
+        reset_mode=cfg.reset_mode,
         reset_passes=cfg.reset_passes,
         detach_reset=cfg.detach_reset,
         surrogate=build_surrogate(cfg.surrogate, cfg.surrogate_alpha),
