@@ -62,7 +62,9 @@ def test_evaluate_with_only_a_test_file_scores_that_file(tmp_path, saved_student
 
 def test_evaluate_with_only_a_validation_file(tmp_path, saved_student, capsys):
     dev = _write(tmp_path / "dev.jsonl", '{"sentence": "fun", "label": "pos"}\n')
-    code, metrics = _evaluate(capsys, saved_student, "--validation-file", dev, "--split", "validation")
+    code, metrics = _evaluate(
+        capsys, saved_student, "--validation-file", dev, "--split", "validation"
+    )
     assert code == 0, metrics
     assert metrics["num_examples"] == 1
     # the split asked for must be the one given

@@ -853,8 +853,7 @@ def _general_texts(data: DataArgs, unlabelled_file: str | None) -> list[str]:
     if unlabelled_file:
         if data.source() != "default":
             logger.warning(
-                "general stage: distilling on --unlabelled-file %s; the task data (%s) is not "
-                "read",
+                "general stage: distilling on --unlabelled-file %s; the task data (%s) is not read",
                 unlabelled_file,
                 data.task or data.dataset or ", ".join(data.files().values()),
             )

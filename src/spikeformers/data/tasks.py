@@ -173,9 +173,7 @@ def label_scheme_for(task: TaskSpec) -> _LabelScheme:
     """
     if task.is_regression:
         return _LabelScheme("regression", task.label_names)
-    return _LabelScheme.from_names(
-        task.label_names, accept_ids=_ids_unambiguous(task.label_names)
-    )
+    return _LabelScheme.from_names(task.label_names, accept_ids=_ids_unambiguous(task.label_names))
 
 
 def _infer_scheme(

@@ -151,9 +151,7 @@ class Distiller(nn.Module):
         self.mse = MaskedMSE()
         self.attn_mse = AttentionScoreMSE()
         # One logit (regression): a softmax KL is identically 0, so match the values (MSE).
-        self.kl = (
-            LogitMSE() if student.config.num_labels == 1 else SoftTargetKL(config.temperature)
-        )
+        self.kl = LogitMSE() if student.config.num_labels == 1 else SoftTargetKL(config.temperature)
         if config.stage == "task" and config.w_logit > 0 and not hasattr(teacher, "classifier"):
             logger.warning("teacher has no classification head: the logit KL needs stored logits")
         logger.info("layer map (student layer -> teacher hidden state): %s", self.layer_map)
