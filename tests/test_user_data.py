@@ -109,7 +109,7 @@ def test_energy_with_only_a_test_file_counts_that_file(tmp_path, saved_student, 
     test = _write(tmp_path / "t.csv", "sentence\nfun\na good movie\nthe bad plot\n")  # no labels
     out = tmp_path / "energy.json"
     argv = ["energy", "--model", str(saved_student), "--test-file", test, "--output", str(out)]
-    assert main([*argv, "--max-length", "16"]) == 0
+    assert main([*argv, "--max-length", "16", "--max-samples", "5"]) == 0
     assert json.loads(out.read_text())["num_samples"] == 3
     capsys.readouterr()
     assert main(["energy", "--model", str(saved_student), "--test-file", str(tmp_path / "x.csv")])
@@ -121,6 +121,9 @@ def test_training_commands_need_a_train_file(tmp_path, csv_data, command, capsys
     argv = [command, "--validation-file", csv_data["dev"], "--out", str(tmp_path / "o")]
     if command == "augment":
         argv += ["--teacher", str(tmp_path)]
+    else:  # were the file ignored (as before), a short run on the embedded default
+        argv += ["--max-steps", "1", "--max-train-samples", "8", "--max-eval-samples", "8"]
+        argv += ["--no-progress"]
     assert main(argv) == 2
     assert "needs --train-file" in capsys.readouterr().err
 
@@ -212,8 +215,9 @@ def test_bad_validation_files_are_errors(tmp_path, content, where, message):
 
 
 def test_float_notation_makes_a_regression_task_as_run_glue(tmp_path):
-    # STS-B writes every score with decimals ("5.000"): a float column, so regression
-    train = _write(tmp_path / "train.tsv", "s1\ts2\tscore\na\tb\t5.000\nc\td\t0.000\ne\tf\t3.800\n")
+    # STS-B writes every score with decimals ("5.000"): a float column, so regression, even
+    # when every value is whole (these were class ids 0..5 before)
+    train = _write(tmp_path / "train.tsv", "s1\ts2\tscore\na\tb\t5.000\nc\td\t0.000\ne\tf\t4.0\n")
     splits = load_files(train, train, text_column="s1", text_pair_column="s2", label_column="score")
     assert splits.task.is_regression and splits.task.metric == "pearson"
-    assert [e.label for e in splits.train] == [5.0, 0.0, 3.8]
+    assert [e.label for e in splits.train] == [5.0, 0.0, 4.0]
