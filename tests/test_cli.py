@@ -104,6 +104,7 @@ def test_pipeline_train_distill_evaluate_predict(tmp_path, tiny_teacher_dir, csv
                 teacher,
                 *data,
                 *FAST,
+                "--do-test",
                 "--out",
                 str(tmp_path / "s2"),
             ]
@@ -165,28 +166,22 @@ def test_drop_last_flag_skips_the_short_batch(
     assert json.loads(capsys.readouterr().out)["steps"] == steps
 
 
-def test_finetune_teacher_few_steps(tmp_path, tiny_teacher_dir, csv_data, capsys):
+@pytest.mark.parametrize("do_test", [False, True])
+def test_finetune_teacher_scores_test_only_with_do_test(
+    tmp_path, tiny_teacher_dir, csv_data, capsys, do_test
+):
     out = tmp_path / "ft"
-    assert (
-        main(
-            [
-                "finetune-teacher",
-                "--teacher",
-                str(tiny_teacher_dir),
-                *_data_flags(csv_data),
-                "--max-steps",
-                "2",
-                "--batch-size",
-                "8",
-                "--no-progress",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    argv = ["finetune-teacher", "--teacher", str(tiny_teacher_dir), *_data_flags(csv_data)]
+    argv += ["--max-steps", "2", "--batch-size", "8", "--no-progress", "--out", str(out)]
+    assert main(argv + (["--do-test"] if do_test else [])) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert metrics["steps"] == 2 and "test" in metrics
+    assert metrics["steps"] == 2 and "validation" in metrics
+    assert ("test" in metrics) is do_test
+    saved = json.loads((out / "metrics.json").read_text())
+    assert ("test" in saved) is do_test
+    if do_test:
+        assert saved["test"]["num_examples"] == 16
+    assert json.loads((out / "run_config.json").read_text())["do_test"] is do_test
     assert (out / "model.safetensors").is_file() and (out / "tokenizer_config.json").is_file()
 
 

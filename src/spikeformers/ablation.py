@@ -267,8 +267,14 @@ def _student_run(
     show_progress: bool,
 ) -> dict:
     train = dataclasses.replace(cfg.stage2_train, seed=seed)
+    # do_test: the table reports each variant's test score (selection stays on validation).
     common = dict(
-        out_dir=run_dir, train=train, device=cfg.device, overwrite=True, show_progress=show_progress
+        out_dir=run_dir,
+        train=train,
+        device=cfg.device,
+        overwrite=True,
+        show_progress=show_progress,
+        do_test=True,
     )
     if variant.stage1:
         model, overrides = str(stage1_dir), None
@@ -346,6 +352,7 @@ def run_ablation(
                 out_dir=teacher_dir,
                 teacher=cfg.pretrained_teacher,
                 train=t_train,
+                do_test=True,  # the table reports the teacher's test score
                 device=cfg.device,
                 overwrite=True,
                 show_progress=show_progress,

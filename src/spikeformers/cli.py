@@ -24,12 +24,20 @@ logger = logging.getLogger(__name__)
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data (default: the embedded Rotten Tomatoes snippets)")
+    g = p.add_argument_group(
+        "data (one source: a named task, your own files or a Hub dataset; with none of them, "
+        "the embedded Rotten Tomatoes snippets)"
+    )
     g.add_argument("--task", help="named task: sst2, sst5, mr, subj, chnsenti, waimai")
     g.add_argument("--data-dir", help="folder of the named task's files (e.g. ../shared/data)")
-    g.add_argument("--train-file", help="generic CSV/TSV/JSONL training file")
-    g.add_argument("--validation-file", help="generic validation file (else split from train)")
-    g.add_argument("--test-file", help="generic test file")
+    g.add_argument(
+        "--train-file", help="generic CSV/TSV/JSONL training file (needed by training commands)"
+    )
+    g.add_argument(
+        "--validation-file",
+        help="generic validation file (else split from train; alone: enough for evaluate/energy)",
+    )
+    g.add_argument("--test-file", help="generic test file (alone: enough for evaluate/energy)")
     g.add_argument("--text-column", default="sentence", help="text column (default: sentence)")
     g.add_argument("--text-pair-column", help="second-sentence column for pair tasks")
     g.add_argument("--label-column", default="label", help="label column (default: label)")
@@ -114,6 +122,12 @@ def _add_train_args(
         "--gradient-checkpointing",
         action="store_true",
         help="recompute each block in backward: less memory, one more forward per step",
+    )
+    g.add_argument(
+        "--do-test",
+        action="store_true",
+        help="also score the test split at the end (default: validation only; as run_glue's "
+        "--do_predict, or `spikeformers evaluate --split test` later)",
     )
     c = p.add_argument_group("checkpoints (see docs/SCALING.md)")
     c.add_argument(
@@ -227,6 +241,8 @@ def cmd_finetune_teacher(a: argparse.Namespace) -> int:
             show_progress=not a.no_progress,
             checkpointing=_checkpointing(a),
             report_to=_report_to(a),
+
+            do_test=a.do_test,
         )
     )
     return 0
@@ -269,6 +285,8 @@ def cmd_distill(a: argparse.Namespace) -> int:
             show_progress=not a.no_progress,
             checkpointing=_checkpointing(a),
             report_to=_report_to(a),
+
+            do_test=a.do_test,
         )
     )
     return 0
@@ -291,6 +309,8 @@ def cmd_train(a: argparse.Namespace) -> int:
             show_progress=not a.no_progress,
             checkpointing=_checkpointing(a),
             report_to=_report_to(a),
+
+            do_test=a.do_test,
         )
     )
     return 0
@@ -328,7 +348,10 @@ def cmd_predict(a: argparse.Namespace) -> int:
             raise ValueError(f"{path}: no such file") from None
         except UnicodeDecodeError as e:
             raise ValueError(f"{path}: not UTF-8 text ({e})") from None
-        texts += [ln for ln in lines if ln.strip()]
+        file_texts = [ln for ln in lines if ln.strip()]
+        if not file_texts:
+            raise ValueError(f"{path}: no text (only blank lines)")
+        texts += file_texts
     if not texts:
         raise ValueError("give --text TEXT (repeatable) or --input-file FILE")
     for row in predict_texts(

@@ -34,6 +34,7 @@ from spikeformers.data import (
     DataError,
     DatasetSplits,
     Example,
+    TaskSpec,
     encode_examples,
     load_files,
     load_hub_dataset,
@@ -136,30 +137,78 @@ class DataArgs:
     split_seed: int = 0
     """Seed of the split made for sets without one."""
 
+    def files(self) -> dict[str, str]:
+        """The generic files given, by split (``{"train": ..., "test": ...}``)."""
+        named = {
+            "train": self.train_file,
+            "validation": self.validation_file,
+            "test": self.test_file,
+        }
+        return {k: v for k, v in named.items() if v}
+
     def source(self) -> str:
-        """Which kind of source is selected; raises if several or none are given."""
+        """Which kind of source is selected: ``task``, ``files``, ``dataset`` or ``default``.
+
+        ``files`` means any of ``--train-file``, ``--validation-file``, ``--test-file``.
+
+        Raises:
+            ValueError: Several kinds given, or an option that only a kind not selected reads
+                (``--data-dir`` without ``--task``, ``--dataset-config`` without ``--dataset``).
+        """
         given = [
             n
             for n, v in (
-                ("task", self.task),
-                ("train_file", self.train_file),
-                ("dataset", self.dataset),
+                ("--task", self.task),
+                ("--train-file/--validation-file/--test-file", self.files()),
+                ("--dataset", self.dataset),
             )
             if v
         ]
         if len(given) > 1:
-            raise ValueError(f"give only one of --task, --train-file, --dataset (got {given})")
-        return given[0] if given else "default"
+            raise ValueError(f"give only one data source, got {' and '.join(given)}")
+        if self.data_dir and not self.task:
+            raise ValueError(f"--data-dir {self.data_dir} is read only with --task")
+        if self.dataset_config and not self.dataset:
+            raise ValueError(f"--dataset-config {self.dataset_config} is read only with --dataset")
+        if self.task:
+            return "task"
+        if self.files():
+            return "files"
+        return "dataset" if self.dataset else "default"
 
 
-def load_data(args: DataArgs) -> DatasetSplits:
-    """Load the splits described by ``args`` (the embedded Rotten Tomatoes set by default)."""
+def load_data(
+    args: DataArgs, *, need_train: bool = True, labels: TaskSpec | None = None
+) -> DatasetSplits:
+    """Load the splits described by ``args``; every file given is read, or this raises.
+
+    Only ``args`` naming no data at all loads the embedded Rotten Tomatoes set (and logs so).
+
+    Args:
+        args: Where the data comes from.
+        need_train: The caller trains: generic files must include ``--train-file``. Evaluation
+            (``False``) accepts ``--validation-file`` or ``--test-file`` alone.
+        labels: A saved model's label set (:func:`model_label_set`): generic files' labels are
+            read with it (an unknown label is an error naming file, line and label); other
+            sources must have as many classes.
+
+    Raises:
+        DataError: A missing, unreadable, empty or malformed file, named with its line.
+        ValueError: Conflicting sources, or no training file where one is needed.
+    """
     kind = args.source()
     if kind == "task":
         if not args.data_dir:
             raise ValueError(f"--task {args.task} needs --data-dir (the folder of its files)")
         splits = load_task(args.task, args.data_dir, seed=args.split_seed)
-    elif kind == "train_file":
+    elif kind == "files":
+        if need_train and not args.train_file:
+            given = ", ".join(f"--{k}-file" for k in args.files())
+            raise ValueError(
+                f"this command trains and needs --train-file (got only {given}); "
+                "`spikeformers evaluate` scores a saved model on a --validation-file or "
+                "--test-file alone"
+            )
         splits = load_files(
             args.train_file,
             args.validation_file,
@@ -169,6 +218,7 @@ def load_data(args: DataArgs) -> DatasetSplits:
             label_column=args.label_column,
             encoding=args.encoding,
             seed=args.split_seed,
+            labels=labels,
         )
     elif kind == "dataset":
         splits = load_hub_dataset(
@@ -180,7 +230,13 @@ def load_data(args: DataArgs) -> DatasetSplits:
             seed=args.split_seed,
         )
     else:
+        logger.warning(
+            "no data given (--task, --train-file, --validation-file, --test-file or --dataset): "
+            "using the embedded Rotten Tomatoes snippets"
+        )
         splits = load_rotten_tomatoes(seed=args.split_seed)
+    if labels is not None:
+        check_label_set(labels, splits)
     limits = {
         "train": args.max_train_samples,
         "validation": args.max_eval_samples,
@@ -196,6 +252,42 @@ def load_data(args: DataArgs) -> DatasetSplits:
         check_text_sizes(getattr(splits, split))
     logger.info("data %s: %s", splits.task.name, splits.sizes())
     return splits
+
+
+def model_label_set(model: nn.Module) -> TaskSpec:
+    """The label set saved with a model: class names in id order, or regression (one output).
+
+    Spiking models keep ``num_labels`` and ``label_names`` in their config, ``transformers``
+    teachers ``num_labels`` and ``id2label``; missing names read as ``"0".."n-1"``.
+    """
+    n = int(model.config.num_labels)
+    names = tuple(_label_names(model))
+    if n == 1:
+        return TaskSpec("model", 1, names[:1], metric="pearson")
+    return TaskSpec("model", n, names)
+
+
+def check_label_set(labels: TaskSpec, splits: DatasetSplits) -> None:
+    """A model's label set against the data's task: same kind and number of classes.
+
+    Raises:
+        ValueError: A regression model on a classification task (or the reverse), or another
+            number of classes.
+    """
+    task = splits.task
+    if labels.is_regression != task.is_regression or labels.num_labels != task.num_labels:
+        kind = {True: "a regression output", False: "classes"}
+        raise ValueError(
+            f"the model predicts {labels.num_labels} {kind[labels.is_regression]} but "
+            f"{task.name} has {task.num_labels} {kind[task.is_regression]}"
+        )
+    if not task.is_regression and labels.label_names != task.label_names:
+        logger.warning(
+            "the model's class names %s differ from %s's %s: labels are compared by id",
+            list(labels.label_names),
+            task.name,
+            list(task.label_names),
+        )
 
 
 def check_text_sizes(examples: list[Example], limit: int = MAX_TEXT_CHARS) -> None:
@@ -305,9 +397,12 @@ def _evaluate_splits(
     cfg: TrainConfig,
     device: torch.device,
     env: DistEnv | None = None,
+    *,
+    do_test: bool = False,
 ) -> dict[str, dict]:
+    """Score the validation split (when labelled), and the test split only with ``do_test``."""
     out = {}
-    for split in ("validation", "test"):
+    for split in ("validation", "test") if do_test else ("validation",):
         examples = getattr(splits, split)
         if examples and all(e.label is not None for e in examples):
             run = _evaluator(
@@ -383,11 +478,16 @@ def finetune_teacher(
     show_progress: bool = True,
     checkpointing: CheckpointArgs | None = None,
     report_to: list[str] | None = None,
+
+    do_test: bool = False,
 ) -> dict:
     """Fine-tune a BERT-family teacher on a task and save it (``transformers`` format).
 
+    A regression task (one output) is fine-tuned with MSE (``problem_type="regression"``).
+    The test split is scored only with ``do_test`` (as ``run_glue --do_predict``).
+
     Returns:
-        Metrics: ``{"validation": {...}, "test": {...}, "seconds": ...}``.
+        Metrics: ``{"validation": {...}, "test": {...} (with do_test), "seconds": ...}``.
     """
     train = train or TEACHER_TRAIN_DEFAULTS
     out = prepare_out_dir(out_dir, "finetune-teacher", overwrite=overwrite)
@@ -398,6 +498,8 @@ def finetune_teacher(
         ckpt_cfg = _start_training(out, env, train, checkpointing, overwrite)
         seed_everything(train.seed)
         splits = load_data(data)
+        if do_test:
+            check_scorable(splits, "test", data, "--do-test")
         tokenizer = load_tokenizer(teacher)
         model = load_teacher(
             teacher, num_labels=splits.task.num_labels, label_names=splits.task.label_names
@@ -409,6 +511,7 @@ def finetune_teacher(
                 teacher=teacher,
                 data=data,
                 train=train,
+                do_test=do_test,
                 device=dev,
                 data_info=splits.info,
                 task=splits.task,
@@ -440,10 +543,38 @@ def finetune_teacher(
             env,
             model,
             tokenizer,
-            lambda: _final_metrics(model, splits, tokenizer, data, train, dev, result, env),
+            lambda: _final_metrics(
+                model, splits, tokenizer, data, train, dev, result, env, do_test=do_test
+            ),
         )
     finally:
         _detach_file_log(log_handler)
+
+
+def check_scorable(splits: DatasetSplits, split: str, data: DataArgs, flag: str) -> list[Example]:
+    """The examples of ``split``, which must exist and all be labelled to be scored.
+
+    Raises:
+        ValueError: The split is empty (the message says which files were given).
+        DataError: An unlabelled example (named by file and line).
+    """
+    examples = getattr(splits, split)
+    if not examples:
+        files = data.files()
+        hint = (
+            f" (files given: {', '.join(f'--{k}-file' for k in files)}; give --{split}-file)"
+            if files
+            else ""
+        )
+        raise ValueError(f"{flag}: the {split} split of {splits.task.name} is empty{hint}")
+    unlabelled = next((e for e in examples if e.label is None), None)
+    if unlabelled is not None:
+        raise DataError(
+            f"{flag}: an unlabelled {split} example (scoring needs a label on every line; "
+            "`spikeformers predict` labels texts)",
+            path=unlabelled.source,
+        )
+    return examples
 
 
 def _finish_run(out: Path, env: DistEnv, model: nn.Module, tokenizer, metrics) -> dict:
@@ -460,9 +591,20 @@ def _finish_run(out: Path, env: DistEnv, model: nn.Module, tokenizer, metrics) -
 
 
 def _final_metrics(
-    model, splits, tokenizer, data, train, dev, result: TrainResult, env: DistEnv | None = None
+    model,
+    splits,
+    tokenizer,
+    data,
+    train,
+    dev,
+    result: TrainResult,
+    env: DistEnv | None = None,
+    *,
+    do_test: bool = False,
 ) -> dict:
-    metrics: dict[str, Any] = _evaluate_splits(model, splits, tokenizer, data, train, dev, env)
+    metrics: dict[str, Any] = _evaluate_splits(
+        model, splits, tokenizer, data, train, dev, env, do_test=do_test
+    )
     metrics.update(
         task=splits.task.name,
         seconds=round(result.seconds, 2),
@@ -558,6 +700,8 @@ def distill(
     show_progress: bool = True,
     checkpointing: CheckpointArgs | None = None,
     report_to: list[str] | None = None,
+
+    do_test: bool = False,
 ) -> dict:
     """Distil a spiking student from a teacher (stage ``general`` or ``task``) and save it.
 
@@ -586,6 +730,8 @@ def distill(
         checkpointing: Periodic checkpoints and resuming.
         report_to: Experiment trackers (``tensorboard``, ``wandb``, ``mlflow``; see
             :mod:`spikeformers.tracking`).
+
+        do_test: Task stage: also score the test split at the end (validation only otherwise).
     """
     train = train or TrainConfig()
     data = data or DataArgs()
@@ -594,6 +740,8 @@ def distill(
         raise ValueError(f"distill_config.stage {dcfg.stage!r} != stage {stage!r}")
     if augmented_file and stage != "task":
         raise ValueError("--augmented-file is a task-stage option (stage 2)")
+    if do_test and stage != "task":
+        raise ValueError("--do-test is a task-stage option: the general stage scores nothing")
     command = f"distill-{stage}"
     out = prepare_out_dir(out_dir, command, overwrite=overwrite)
     env = init_distributed(device)
@@ -614,6 +762,8 @@ def distill(
             t_model = freeze(load_teacher(teacher))
         else:
             splits = load_data(data)
+            if do_test:
+                check_scorable(splits, "test", data, "--do-test")
             if augmented_file:
                 from spikeformers.augment import augmented_splits
 
@@ -640,6 +790,7 @@ def distill(
                 augmented_file=augmented_file,
                 distill=dcfg,
                 train=train,
+                do_test=do_test,
                 model_overrides=model_overrides,
                 init_embeddings=init_embeddings,
                 freeze_embeddings=freeze_embeddings,
@@ -685,7 +836,9 @@ def distill(
 
         def metrics() -> dict:
             if splits is not None:
-                return _final_metrics(student, splits, tokenizer, data, train, dev, result, env)
+                return _final_metrics(
+                    student, splits, tokenizer, data, train, dev, result, env, do_test=do_test
+                )
             return {
                 "seconds": round(result.seconds, 2),
                 "steps": result.steps,
@@ -710,6 +863,12 @@ def _save_projections(distiller: Distiller, out: Path) -> None:
 
 def _general_texts(data: DataArgs, unlabelled_file: str | None) -> list[str]:
     if unlabelled_file:
+        if data.source() != "default":
+            logger.warning(
+                "general stage: distilling on --unlabelled-file %s; the task data (%s) is not read",
+                unlabelled_file,
+                data.task or data.dataset or ", ".join(data.files().values()),
+            )
         texts = load_unlabelled_text(unlabelled_file)
     else:
         splits = load_data(data)
@@ -740,10 +899,13 @@ def train_direct(
     show_progress: bool = True,
     checkpointing: CheckpointArgs | None = None,
     report_to: list[str] | None = None,
+
+    do_test: bool = False,
 ) -> dict:
     """Train a spiking model directly with cross-entropy (no teacher): the baseline.
 
     ``tokenizer`` names the tokenizer (a teacher folder or Hub id; default the packaged MiniLM's).
+    Regression tasks train with MSE. The test split is scored only with ``do_test``.
     """
     train = train or TrainConfig()
     data = data or DataArgs()
@@ -755,6 +917,8 @@ def train_direct(
         ckpt_cfg = _start_training(out, env, train, checkpointing, overwrite)
         seed_everything(train.seed)
         splits = load_data(data)
+        if do_test:
+            check_scorable(splits, "test", data, "--do-test")
         saved_tok = is_saved_model(model) and (Path(model) / "tokenizer_config.json").is_file()
         tok = load_tokenizer(model if saved_tok else tokenizer)
         student = _student(model, tok, splits, model_overrides or {})
@@ -767,6 +931,7 @@ def train_direct(
                 tokenizer=tokenizer,
                 data=data,
                 train=train,
+                do_test=do_test,
                 model_overrides=model_overrides,
                 device=dev,
                 data_info=splits.info,
@@ -799,7 +964,9 @@ def train_direct(
             env,
             student,
             tok,
-            lambda: _final_metrics(student, splits, tok, data, train, dev, result, env),
+            lambda: _final_metrics(
+                student, splits, tok, data, train, dev, result, env, do_test=do_test
+            ),
         )
     finally:
         _detach_file_log(log_handler)
@@ -846,16 +1013,8 @@ def evaluate_model(
     data = data or DataArgs()
     dev = pick_device(device)
     model, tokenizer = load_any(model_dir, model_overrides)
-    splits = load_data(data)
-    examples = getattr(splits, split)
-    if not examples:
-        raise ValueError(f"the {split} split of {splits.task.name} is empty")
-    n_labels = getattr(getattr(model, "config", None), "num_labels", None)
-    if n_labels is not None and n_labels != splits.task.num_labels:
-        raise ValueError(
-            f"{model_dir} predicts {n_labels} classes but {splits.task.name} has "
-            f"{splits.task.num_labels}"
-        )
+    splits = load_data(data, need_train=False, labels=model_label_set(model))
+    examples = check_scorable(splits, split, data, f"--split {split}")
     model.to(dev)
     start = time.perf_counter()
     metrics = evaluate(
@@ -879,7 +1038,10 @@ def predict_texts(
     batch_size: int = 64,
     device: str | None = None,
 ) -> list[dict]:
-    """Predict labels for raw texts: ``[{"text", "label", "label_id", "probs"}, ...]``."""
+    """Predict labels for raw texts: ``[{"text", "label", "label_id", "probs"}, ...]``.
+
+    A regression model (one output) gives ``[{"text", <target name>: value}, ...]``.
+    """
     dev = pick_device(device)
     model, tokenizer = load_any(model_dir)
     model.to(dev).eval()
@@ -892,6 +1054,11 @@ def predict_texts(
     from spikeformers.evaluation import predict
 
     logits, _ = predict(model, loader, dev)
+    if logits.shape[-1] == 1:  # regression: the predicted value
+        return [
+            {"text": t, names[0] if names else "score": round(float(z), 6)}
+            for t, z in zip(texts, logits[:, 0], strict=True)
+        ]
     probs = logits.softmax(-1)
     out = []
     for text, p in zip(texts, probs, strict=True):

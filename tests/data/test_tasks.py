@@ -170,7 +170,7 @@ def test_jsonl_integer_labels_are_class_ids(tmp_path):
 def test_float_labels_make_a_regression_task(tmp_path):
     train = write(tmp_path / "train.csv", "s1,s2,score\na,b,0.5\nc,d,4.25\ne,f,3\n")
     splits = load_files(train, train, text_column="s1", text_pair_column="s2", label_column="score")
-    assert splits.task.is_regression and splits.task.metric == "pearson_spearman"
+    assert splits.task.is_regression and splits.task.metric == "pearson"
     assert [e.label for e in splits.train] == [0.5, 4.25, 3.0]
     assert all(isinstance(e.label, float) for e in splits.train)
 

@@ -11,8 +11,9 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Metric = Literal["accuracy", "f1", "mcc", "pearson_spearman"]
-METRICS: tuple[str, ...] = ("accuracy", "f1", "mcc", "pearson_spearman")
+Metric = Literal["accuracy", "f1", "mcc", "pearson", "spearman", "pearson_spearman"]
+METRICS: tuple[str, ...] = ("accuracy", "f1", "mcc", "pearson", "spearman", "pearson_spearman")
+REGRESSION_METRICS: tuple[str, ...] = ("pearson", "spearman", "pearson_spearman")
 
 
 class DataError(ValueError):
@@ -100,10 +101,11 @@ class TaskSpec:
             )
         if self.metric not in METRICS:
             raise ValueError(f"TaskSpec {self.name!r}: metric must be one of {METRICS}")
-        if self.num_labels == 1 and self.metric != "pearson_spearman":
+        if (self.num_labels == 1) != (self.metric in REGRESSION_METRICS):
             raise ValueError(
-                f"TaskSpec {self.name!r}: a regression task (num_labels=1) needs "
-                "metric='pearson_spearman'"
+                f"TaskSpec {self.name!r}: a regression task (num_labels=1) needs one of the "
+                f"metrics {REGRESSION_METRICS}, a classification task one of the others "
+                f"(got num_labels={self.num_labels}, metric={self.metric!r})"
             )
 
     @property

@@ -124,8 +124,10 @@ _INT_RE = re.compile(r"[+-]?\d+")
 def _canonical(raw: Any) -> tuple[str, Any]:
     """Classify a raw label as ``(kind, value)``.
 
-    ``kind`` is ``"int"`` (also integral floats such as ``"1.0"``), ``"float"``, ``"str"``,
-    ``"missing"`` (``None`` or blank) or ``"bad"`` (anything else, e.g. a JSON list).
+    ``kind`` is ``"int"`` (an integer literal, or a JSON integer or boolean), ``"float"`` (a
+    number written with a decimal point or exponent, e.g. ``"3.8"``, ``"5.000"``, a JSON ``1.0``:
+    a float column, as ``run_glue`` reads it), ``"str"``, ``"missing"`` (``None`` or blank) or
+    ``"bad"`` (anything else, e.g. a JSON list or a non-finite number).
     """
     if raw is None:
         return "missing", None
@@ -134,9 +136,7 @@ def _canonical(raw: Any) -> tuple[str, Any]:
     if isinstance(raw, int):
         return "int", raw
     if isinstance(raw, float):
-        if not math.isfinite(raw):
-            return "bad", raw
-        return ("int", int(raw)) if raw.is_integer() else ("float", raw)
+        return ("float", raw) if math.isfinite(raw) else ("bad", raw)
     if isinstance(raw, str):
         text = raw.strip()
         if not text:
@@ -149,18 +149,47 @@ def _canonical(raw: Any) -> tuple[str, Any]:
             return "str", text
         if not math.isfinite(value):
             return "str", text
-        return ("int", int(value)) if value.is_integer() else ("float", value)
+        return "float", value
     return "bad", raw
+
+
+def _ids_unambiguous(names: Sequence[str]) -> bool:
+    """Whether integer labels can be read as class ids for these names.
+
+    True when the names are ``"0".."n-1"`` themselves or none of them looks like an integer;
+    for names such as ``("-1", "1")`` the label ``1`` is a name and ``0`` no class at all.
+    """
+    if tuple(names) == tuple(str(i) for i in range(len(names))):
+        return True
+    return not any(_INT_RE.fullmatch(str(n).strip()) for n in names)
+
+
+def label_scheme_for(task: TaskSpec) -> _LabelScheme:
+    """How to read a file's labels for a known label set (a saved model's, or a named task's).
+
+    A regression task (``num_labels == 1``) reads numbers; a classification task reads its class
+    names, and also class ids ``0..n-1`` unless a name looks like an integer (see
+    :func:`_ids_unambiguous`).
+    """
+    if task.is_regression:
+        return _LabelScheme("regression", task.label_names)
+    return _LabelScheme.from_names(task.label_names, accept_ids=_ids_unambiguous(task.label_names))
 
 
 def _infer_scheme(
     rows: Sequence[Row], label_column: str, label_names: Sequence[str] | None
 ) -> _LabelScheme:
-    """Work out the label scheme from the training rows (see :func:`load_files`)."""
+    """Work out the label scheme from the training rows (see :func:`load_files`).
+
+    Raises:
+        DataError: A missing column or empty label (naming the row), or a column mixing numbers
+            and text (naming the first line whose kind differs from the first label's).
+    """
     if label_names is not None:
-        return _LabelScheme.from_names(label_names)
+        return _LabelScheme.from_names(label_names, accept_ids=_ids_unambiguous(label_names))
     kinds: set[str] = set()
     values: list[tuple[str, Any]] = []
+    first: tuple[Row, str] | None = None
     for row in rows:
         if label_column not in row.values:
             raise row.error(f"missing column {label_column!r}; columns present: {list(row.values)}")
@@ -170,6 +199,15 @@ def _infer_scheme(
         if kind == "bad":
             raise row.error(
                 f"bad label {value!r} in column {label_column!r}: expected a number or a string"
+            )
+        if first is None:
+            first = (row, kind)
+        elif (kind == "str") != (first[1] == "str"):
+            what = {"str": "text", "int": "a number", "float": "a number"}
+            raise row.error(
+                f"mixed label types in column {label_column!r}: {value!r} is {what[kind]} but the "
+                f"label on line {first[0].line} ({first[0].values[label_column]!r}) is "
+                f"{what[first[1]]}; use class names or class ids throughout"
             )
         kinds.add(kind)
         values.append((kind, value))
@@ -188,7 +226,16 @@ def _infer_scheme(
             return _LabelScheme("classes", names, True, {n: i for i, n in enumerate(names)})
         # Negative integers (e.g. -1/1) are names, not ids: map them in numeric order.
         return _LabelScheme.from_names([str(i) for i in ints], accept_ids=False)
-    if kinds <= {"int", "float"}:
+    if "float" in kinds:
+        row = next(r for r, (k, _) in zip(rows, values, strict=True) if k == "float")
+        logger.warning(
+            "%s: column %r holds floats (e.g. %r): a regression task (one output, MSE, "
+            "Pearson/Spearman), as run_glue reads a float label column; write integer ids or "
+            "class names for classification",
+            row.source,
+            label_column,
+            row.values[label_column],
+        )
         return _LabelScheme("regression", (label_column,))
     names = sorted({str(v) for _, v in values})
     return _LabelScheme.from_names(names, accept_ids=False)
@@ -211,6 +258,10 @@ def _parse_label(
         raise row.error(f"bad label {raw!r} in column {label_column!r}: expected a number")
     if kind in ("int", "str") and str(value) in scheme.lookup:
         return scheme.lookup[str(value)]
+    if kind == "float" and value.is_integer():  # "1.0" in a class column: the id 1
+        kind, value = "int", int(value)
+        if str(value) in scheme.lookup:
+            return scheme.lookup[str(value)]
     if kind == "int" and scheme.accept_ids and 0 <= value < len(scheme.names):
         return value
     raise row.error(
@@ -412,7 +463,7 @@ class _Part:
 def _assemble(
     *,
     task_name: str,
-    train: _Part,
+    train: _Part | None,
     validation: _Part | None,
     test: _Part | None,
     text_column: str,
@@ -423,17 +474,41 @@ def _assemble(
     validation_fraction: float,
     test_fraction: float,
     info: dict[str, Any],
+    labels: TaskSpec | None = None,
 ) -> DatasetSplits:
-    """Shared by :func:`load_files` and :func:`load_hub_dataset`: rows -> examples -> splits."""
+    """Shared by :func:`load_files` and :func:`load_hub_dataset`: rows -> examples -> splits.
+
+    Without ``train`` only the given validation / test parts are read (nothing is split off).
+    The label scheme comes from ``labels`` (a known label set), else ``label_names``, else the
+    training rows (or, without a training part, the labelled rows of the first given part).
+    """
     text_columns = [text_column, text_pair_column]
-    require_columns(
-        train.name, train.columns, [*text_columns, label_column], line=train.header_line
-    )
-    if not train.rows:
-        raise DataError("no examples (only a header)", path=train.name)
-    scheme = _infer_scheme(train.rows, label_column, label_names)
+    given = [p for p in (train, validation, test) if p is not None]
+    if not given:
+        raise ValueError("no data file given: give a training, validation or test file")
+    for part in given:
+        if not part.rows:
+            raise DataError("no examples (only a header)", path=part.name)
+    if train is not None:
+        require_columns(
+            train.name, train.columns, [*text_columns, label_column], line=train.header_line
+        )
+    if labels is not None:
+        scheme = label_scheme_for(labels)
+    elif label_names is not None or train is not None:
+        scheme = _infer_scheme(train.rows if train else [], label_column, label_names)
+    else:
+        source = given[0]
+        require_columns(source.name, source.columns, [label_column], line=source.header_line)
+        rows = [r for r in source.rows if _canonical(r.values.get(label_column))[0] != "missing"]
+        if not rows:
+            raise DataError(
+                f"no labels in column {label_column!r}: cannot tell the label set",
+                path=source.name,
+            )
+        scheme = _infer_scheme(rows, label_column, None)
     if scheme.kind == "regression":
-        task = TaskSpec(task_name, 1, scheme.names, metric="pearson_spearman")
+        task = TaskSpec(task_name, 1, scheme.names, metric="pearson")
     else:
         task = TaskSpec(task_name, len(scheme.names), scheme.names)
 
@@ -451,14 +526,14 @@ def _assemble(
             allow_missing_labels=allow_missing,
         )
 
-    train_examples = convert(train, allow_missing=False)
+    train_examples = convert(train, allow_missing=False) if train else []
     validation_examples = convert(validation, allow_missing=False) if validation else None
     # A test file may be unlabelled (no label column, or empty label cells), as GLUE's are.
     test_examples = convert(test, allow_missing=True) if test else None
 
     split_val = 0.0 if validation_examples is not None else validation_fraction
     split_test = 0.0 if test_examples is not None else test_fraction
-    if split_val > 0 or split_test > 0:
+    if train is not None and (split_val > 0 or split_test > 0):
         train_examples, new_val, new_test = stratified_split(
             train_examples, validation_fraction=split_val, test_fraction=split_test, seed=seed
         )
@@ -473,14 +548,16 @@ def _assemble(
         }
     else:
         info["split"] = {"method": "files"}
-    if not validation_examples:
+    if train is not None and not validation_examples:
         logger.warning("task %s has no validation examples", task_name)
     info["label_scheme"] = scheme.kind
+    if labels is not None:
+        info["label_set"] = "given (a saved model's)"
     return _finish(task, train_examples, validation_examples or [], test_examples or [], info)
 
 
 def load_files(
-    train_file: str | os.PathLike,
+    train_file: str | os.PathLike | None,
     validation_file: str | os.PathLike | None = None,
     test_file: str | os.PathLike | None = None,
     *,
@@ -493,6 +570,7 @@ def load_files(
     seed: int = 0,
     validation_fraction: float = 0.1,
     test_fraction: float = 0.0,
+    labels: TaskSpec | None = None,
 ) -> DatasetSplits:
     """Load a text-classification task from your own files.
 
@@ -505,14 +583,22 @@ def load_files(
     - with ``label_names``, a label is one of those names or an id ``0..len(label_names)-1``;
     - otherwise integer labels ``>= 0`` are class ids (``num_labels = max + 1``);
     - numeric labels of which some are not integers make a regression task (``num_labels=1``,
-      metric ``pearson_spearman``);
-    - any other labels are names, given ids in sorted order of the training set's labels.
+      selection metric ``pearson``);
+    - numbers written as floats (``"3.8"``, ``"5.000"``, a JSON ``1.0``) make it a regression
+      task too, as ``run_glue`` reads a float label column;
+    - any other labels are names, given ids in sorted order of the training set's labels;
+      a column mixing numbers and names is an error;
+    - with ``labels`` (a saved model's label set: see ``pipeline.model_label_set``), every file's
+      labels are read with that set: its names, or ids ``0..n-1``, or numbers for regression.
 
     Validation and test labels must be known classes. The test file may be unlabelled (no label
     column, or empty label cells; ``Example.label`` is then ``None``).
 
+    Without ``train_file`` (evaluation), only the given validation / test files are read; the
+    label set is ``labels`` (or ``label_names``, or inferred from the first given file).
+
     Args:
-        train_file: Training data.
+        train_file: Training data, or ``None`` to read only validation / test files.
         validation_file: Validation data; if absent, a stratified, seeded ``validation_fraction``
             of the training file is held out.
         test_file: Test data; if absent, ``test_fraction`` of the training file is held out
@@ -526,9 +612,11 @@ def load_files(
         seed: Seed of any split made here.
         validation_fraction: Validation share held out when there is no validation file.
         test_fraction: Test share held out when there is no test file.
+        labels: The label set to read labels with (a saved model's), instead of inferring one.
 
     Raises:
         DataError: Any problem with the files, named with file and line.
+        ValueError: No file at all.
     """
 
     def part(path: str | os.PathLike) -> _Part:
@@ -546,7 +634,7 @@ def load_files(
     }
     return _assemble(
         task_name=task_name,
-        train=part(train_file),
+        train=part(train_file) if train_file is not None else None,
         validation=part(validation_file) if validation_file is not None else None,
         test=part(test_file) if test_file is not None else None,
         text_column=text_column,
@@ -557,6 +645,7 @@ def load_files(
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
         info=info,
+        labels=labels,
     )
 
 

@@ -10,7 +10,9 @@ each student layer's features with the mapped hidden state of the *pre-trained* 
 Stage ``task`` (SpikeBERT stage 2): from the teacher *fine-tuned* on the task,
 ``L = w_emb * MSE(E_s, E_t) + w_ce * CE(z_s, y) + w_logit * KL_tau(z_t || z_s)
 + w_feat * sum_i MSE(h_s(i), h_t(map(i)))``.
-Defaults are the published script's weights 0.1 / 0.1 / 1.0 / 0.1.
+Defaults are the published script's weights 0.1 / 0.1 / 1.0 / 0.1. For regression
+(``num_labels == 1``) the CE term is ``MSE(z_s, y)`` and the logit term ``MSE(z_s, z_t)``
+(TinyBERT's choice; a softmax KL over one logit is always 0); the term keeps the name ``kl``.
 
 When student and teacher widths differ, a learned ``Linear(D_s, D_t)`` per mapped layer (and one
 for the embeddings) projects student features. The projections belong to the distiller: they are
@@ -39,7 +41,7 @@ import torch
 from torch import nn
 
 from spikeformers.distill.layer_map import map_layers
-from spikeformers.distill.losses import AttentionScoreMSE, MaskedMSE, SoftTargetKL
+from spikeformers.distill.losses import AttentionScoreMSE, LogitMSE, MaskedMSE, SoftTargetKL
 from spikeformers.distill.teacher import (
     teacher_depth,
     teacher_forward,
@@ -148,7 +150,8 @@ class Distiller(nn.Module):
         self.embedding_proj = nn.Linear(d_s, d_t) if need_proj else nn.Identity()
         self.mse = MaskedMSE()
         self.attn_mse = AttentionScoreMSE()
-        self.kl = SoftTargetKL(config.temperature)
+        # One logit (regression): a softmax KL is identically 0, so match the values (MSE).
+        self.kl = LogitMSE() if student.config.num_labels == 1 else SoftTargetKL(config.temperature)
         if config.stage == "task" and config.w_logit > 0 and not hasattr(teacher, "classifier"):
             logger.warning("teacher has no classification head: the logit KL needs stored logits")
         logger.info("layer map (student layer -> teacher hidden state): %s", self.layer_map)

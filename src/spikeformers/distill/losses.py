@@ -36,6 +36,21 @@ class SoftTargetKL(nn.Module):
         return f"temperature={self.temperature}"
 
 
+class LogitMSE(nn.Module):
+    """``mean_b ||z_s - z_t||^2 / C``: the logit term of a regression task (TinyBERT's choice).
+
+    A softmax over one logit is the constant 1, so :class:`SoftTargetKL` is identically 0 (and
+    gives no gradient) when ``num_labels == 1``; the student instead matches the teacher's
+    predicted value. No temperature: it would only rescale the term.
+
+    Shapes: ``student_logits [B, C]``, ``teacher_logits [B, C]`` (``C = 1`` for regression)
+    -> scalar.
+    """
+
+    def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return F.mse_loss(student_logits, teacher_logits.to(student_logits.dtype))
+
+
 class SoftCrossEntropy(nn.Module):
     """TinyBERT's prediction loss ``-sum softmax(z_t/tau) * log_softmax(z_s/tau)``, batch mean.
 

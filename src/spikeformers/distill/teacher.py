@@ -108,6 +108,8 @@ def load_teacher(
             checkpoint has none, e.g. before fine-tuning); otherwise the bare encoder
             (``AutoModel``), as used for general (stage-1) distillation.
         label_names: Class names stored in the config (``id2label``).
+
+    ``num_labels=1`` is a regression head (``problem_type="regression"``: MSE).
     """
     from transformers import AutoModel, AutoModelForSequenceClassification
 
@@ -120,6 +122,8 @@ def load_teacher(
             if label_names:
                 kwargs["id2label"] = dict(enumerate(label_names))
                 kwargs["label2id"] = {n: i for i, n in enumerate(label_names)}
+            if num_labels == 1:  # MSE in transformers' own loss, and recorded in config.json
+                kwargs["problem_type"] = "regression"
             model = AutoModelForSequenceClassification.from_pretrained(
                 src, num_labels=num_labels, **kwargs
             )

@@ -146,7 +146,7 @@ def energy_of_run(
     """
     from spikeformers.energy.constants import get_table
     from spikeformers.energy.estimate import estimate
-    from spikeformers.pipeline import load_any, load_data
+    from spikeformers.pipeline import load_any, load_data, model_label_set
     from spikeformers.utils.seed import pick_device
 
     if batch_size < 1:
@@ -163,10 +163,14 @@ def energy_of_run(
         prices, memory = get_table(table), MemoryTable(weights_in=weights_in)
     dev = pick_device(device)
     model, tokenizer = load_any(model_dir, model_overrides)
-    splits = load_data(data)
+    # Only the split counted is needed (--test-file alone will do); labels are read with the
+    # model's label set, though energy needs none (an unlabelled test file is fine).
+    splits = load_data(data, need_train=False, labels=model_label_set(model))
     examples = list(getattr(splits, split))[:max_samples]
     if not examples:
-        raise ValueError(f"the {split} split of {splits.task.name} is empty")
+        given = data.files()
+        hint = f" (files given: {', '.join(given)}; give --{split}-file)" if given else ""
+        raise ValueError(f"the {split} split of {splits.task.name} is empty{hint}")
     loader = _loader(examples, tokenizer, data.max_length, batch_size)
     teacher, teacher_loader = None, None
     if teacher_dir:
