@@ -241,7 +241,6 @@ def cmd_finetune_teacher(a: argparse.Namespace) -> int:
             show_progress=not a.no_progress,
             checkpointing=_checkpointing(a),
             report_to=_report_to(a),
-
             do_test=a.do_test,
         )
     )
@@ -285,7 +284,6 @@ def cmd_distill(a: argparse.Namespace) -> int:
             show_progress=not a.no_progress,
             checkpointing=_checkpointing(a),
             report_to=_report_to(a),
-
             do_test=a.do_test,
         )
     )
@@ -309,7 +307,6 @@ def cmd_train(a: argparse.Namespace) -> int:
             show_progress=not a.no_progress,
             checkpointing=_checkpointing(a),
             report_to=_report_to(a),
-
             do_test=a.do_test,
         )
     )

@@ -478,7 +478,6 @@ def finetune_teacher(
     show_progress: bool = True,
     checkpointing: CheckpointArgs | None = None,
     report_to: list[str] | None = None,
-
     do_test: bool = False,
 ) -> dict:
     """Fine-tune a BERT-family teacher on a task and save it (``transformers`` format).
@@ -700,7 +699,6 @@ def distill(
     show_progress: bool = True,
     checkpointing: CheckpointArgs | None = None,
     report_to: list[str] | None = None,
-
     do_test: bool = False,
 ) -> dict:
     """Distil a spiking student from a teacher (stage ``general`` or ``task``) and save it.
@@ -730,7 +728,6 @@ def distill(
         checkpointing: Periodic checkpoints and resuming.
         report_to: Experiment trackers (``tensorboard``, ``wandb``, ``mlflow``; see
             :mod:`spikeformers.tracking`).
-
         do_test: Task stage: also score the test split at the end (validation only otherwise).
     """
     train = train or TrainConfig()
@@ -899,7 +896,6 @@ def train_direct(
     show_progress: bool = True,
     checkpointing: CheckpointArgs | None = None,
     report_to: list[str] | None = None,
-
     do_test: bool = False,
 ) -> dict:
     """Train a spiking model directly with cross-entropy (no teacher): the baseline.
