@@ -552,6 +552,7 @@ def distill(
     overwrite: bool = False,
     show_progress: bool = True,
     checkpointing: CheckpointArgs | None = None,
+    cache_teacher: bool = False,
 ) -> dict:
     """Distil a spiking student from a teacher (stage ``general`` or ``task``) and save it.
 
@@ -578,6 +579,8 @@ def distill(
         overwrite: Allow replacing a different run in ``out_dir``.
         show_progress: Show progress bars.
         checkpointing: Periodic checkpoints and resuming.
+        cache_teacher: Run the teacher once over the (fixed) training set and reuse its outputs
+            every epoch (:meth:`Distiller.cache_teacher_outputs`; same losses, less time).
     """
     train = train or TrainConfig()
     data = data or DataArgs()
@@ -621,6 +624,16 @@ def distill(
         if freeze_embeddings:
             student.get_input_embeddings().weight.requires_grad_(False)
         distiller = Distiller(student, t_model, dcfg)
+        if cache_teacher:
+            ds = encode_examples(examples, tokenizer, max_length=data.max_length)
+            pad = tokenizer.pad_token_id or 0
+            distiller.cache_teacher_outputs(
+                ds,
+                device=dev,
+                batch_size=train.eval_batch_size,
+                pad_token_id=pad,
+                precision=train.precision,
+            )
         if env.is_main:
             write_run_config(
                 out,
@@ -635,6 +648,7 @@ def distill(
                 model_overrides=model_overrides,
                 init_embeddings=init_embeddings,
                 freeze_embeddings=freeze_embeddings,
+                cache_teacher=cache_teacher,
                 layer_map=distiller.layer_map,
                 device=dev,
                 student_config=student.config.to_dict(),
