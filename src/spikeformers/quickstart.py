@@ -129,8 +129,8 @@ class QuickstartConfig:
     freeze_embeddings: bool = False
     """Keep the student's word embeddings (copied from the teacher in stage 1) fixed in stage 2."""
     cache_teacher: bool = False
-    """Stage 2 computes the teacher's outputs once per training example (the transfer set is
-    fixed) instead of every step; the losses are the same."""
+    """Both stages compute the teacher's outputs once per training example (the transfer sets
+    are fixed) instead of every step; the losses are the same (it pays from the second epoch)."""
 
     def __post_init__(self) -> None:
         if self.family not in QUICKSTART_STUDENTS:
@@ -200,6 +200,7 @@ def general_stage(
                 cfg, TrainConfig(epochs=cfg.general_epochs, lr=1e-3, batch_size=32, seed=cfg.seed)
             ),
             model_overrides=spec.overrides,
+            cache_teacher=cfg.cache_teacher,
             **common,
         )
 
