@@ -178,36 +178,28 @@ def _mean_sd(xs: list[float], fmt: str = ".4f") -> str:
     return f"{format(statistics.mean(xs), fmt)} +- {format(statistics.stdev(xs), fmt)}"
 
 
-def markdown(records: list[dict], quiet_reference: float | None = None) -> str:
-    """One row per candidate: mean +- sample sd over its seeds of validation accuracies and
-    stage times. With ``quiet_reference`` (the baseline's teacher + stage 1 + stage 2 seconds on
-    a quiet machine), a column scales each candidate's time by reference / baseline's mean."""
+def markdown(records: list[dict]) -> str:
+    """One row per candidate: mean +- sample sd over its seeds of the validation accuracies and
+    the measured wall times (teacher, stage 1 and stage 2 together; shared stages count in full
+    for every candidate that uses them) with the load average during stage 2."""
     by: dict[str, list[dict]] = {}
     for r in sorted(records, key=lambda r: r["seed"]):
         by.setdefault(r["candidate"], []).append(r)
-    base = by.get("baseline")
-    scale = (
-        quiet_reference / statistics.mean(r["seconds"] for r in base)
-        if quiet_reference and base
-        else None
-    )
-    head = (
+    lines = [
         "| candidate | seeds | teacher val (best) | student val best | student val final "
-        "| min student val best | stage 2 s | teacher + stage 1 + stage 2 s |"
-    )
-    lines = [head + (" quiet estimate s |" if scale else ""), "|---" * (8 + bool(scale)) + "|"]
+        "| min student val best | stage 2 s | teacher + stage 1 + stage 2 s | load avg (stage 2) |",
+        "|---" * 9 + "|",
+    ]
     for name, rs in by.items():
         best = [r["stage2"]["validation_best"] for r in rs]
-        row = (
+        load = [x for r in rs for x in r["stage2"]["loadavg"]]
+        lines.append(
             f"| {name} | {','.join(str(r['seed']) for r in rs)} "
             f"| {_mean_sd([r['teacher']['validation_best'] for r in rs])} "
             f"| {_mean_sd(best)} | {_mean_sd([r['stage2']['validation_final'] for r in rs])} "
             f"| {min(best):.4f} | {_mean_sd([r['stage2']['seconds'] for r in rs], '.0f')} "
-            f"| {_mean_sd([r['seconds'] for r in rs], '.0f')} |"
+            f"| {_mean_sd([r['seconds'] for r in rs], '.0f')} | {min(load):.1f}-{max(load):.1f} |"
         )
-        if scale:
-            row += f" {statistics.mean(r['seconds'] for r in rs) * scale:.0f} |"
-        lines.append(row)
     return "\n".join(lines)
 
 
@@ -224,12 +216,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--table", action="store_true", help="print the table of all results")
     p.add_argument("--results-dir", type=Path, default=OUT, help="one JSON per candidate x seed")
     p.add_argument("--fast", action="store_true", help="smoke test (quickstart --fast stages)")
-    p.add_argument(
-        "--quiet-reference",
-        type=float,
-        default=None,
-        help="the baseline's teacher + stage 1 + stage 2 seconds on a quiet machine",
-    )
     return p.parse_args(argv)
 
 
@@ -270,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
             msg = f"quickstart_recipes: {name} seed {seed} (validation only)"
             subprocess.run(["git", "commit", "-q", "-m", msg, "--", str(path)], check=True)
     if a.table:
-        print(markdown(load_records(a.results_dir), a.quiet_reference))
+        print(markdown(load_records(a.results_dir)))
 
 
 if __name__ == "__main__":

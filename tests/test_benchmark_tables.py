@@ -108,7 +108,12 @@ def _recipe(candidate: str, seed: int, best: float, final: float, seconds: float
         "seed": seed,
         "teacher": {"validation_best": 0.80, "seconds": 60.0},
         "stage1": {"seconds": 40.0},
-        "stage2": {"validation_best": best, "validation_final": final, "seconds": seconds},
+        "stage2": {
+            "validation_best": best,
+            "validation_final": final,
+            "seconds": seconds,
+            "loadavg": [seed + 1.0, 2.5],
+        },
         "seconds": 100.0 + seconds,
     }
 
@@ -125,16 +130,15 @@ def test_quickstart_recipes_table_gives_mean_and_sample_sd_per_candidate(tmp_pat
     ]
     for r in recs:
         (tmp_path / f"{r['candidate']}-seed{r['seed']}.json").write_text(json.dumps(r))
-    lines = bench.markdown(bench.load_records(tmp_path), quiet_reference=200.0).splitlines()
+    lines = bench.markdown(bench.load_records(tmp_path)).splitlines()
     assert len(lines) == 4 and lines[0].count("|") == lines[1].count("|") == 10
     # baseline: best mean 0.74, sample sd sqrt((0.04^2 + 0 + 0.04^2) / 2) = 0.04; final mean
-    # 0.73, sd sqrt((0.03^2 + 0 + 0.03^2) / 2) = 0.03; seeds in order; total 400 s, which the
-    # quiet reference scales by 200 / 400 (and the 200-s candidate to 100 s)
+    # 0.73, sd sqrt((0.03^2 + 0 + 0.03^2) / 2) = 0.03; seeds in order; load range over seeds
     assert lines[2] == (
         "| baseline | 0,1,2 | 0.8000 +- 0.0000 | 0.7400 +- 0.0400 | 0.7300 +- 0.0300 | 0.7000 "
-        "| 300 +- 0 | 400 +- 0 | 200 |"
+        "| 300 +- 0 | 400 +- 0 | 1.0-3.0 |"
     )
-    assert lines[3] == "| fast | 0 | 0.8000 | 0.7500 | 0.7500 | 0.7500 | 100 | 200 | 100 |"
+    assert lines[3] == "| fast | 0 | 0.8000 | 0.7500 | 0.7500 | 0.7500 | 100 | 200 | 1.0-2.5 |"
 
 
 def test_quickstart_recipes_strip_every_test_entry():
