@@ -100,3 +100,67 @@ def test_quickstart_runs_parses_explicit_family_seed_pairs():
     assert bench.runs(args)[1] == ("spikebert", 1) and len(bench.runs(args)) == 4
     with pytest.raises(SystemExit, match="FAMILY:SEED"):
         bench.runs(bench.parse_args(["--runs", "bert:0"]))
+
+
+def _recipe(candidate: str, seed: int, best: float, final: float, seconds: float) -> dict:
+    return {
+        "candidate": candidate,
+        "seed": seed,
+        "teacher": {"validation_best": 0.80, "seconds": 60.0},
+        "stage1": {"seconds": 40.0},
+        "stage2": {
+            "validation_best": best,
+            "validation_final": final,
+            "seconds": seconds,
+            "loadavg": [seed + 1.0, 2.5],
+        },
+        "seconds": 100.0 + seconds,
+    }
+
+
+def test_quickstart_recipes_table_gives_mean_and_sample_sd_per_candidate(tmp_path):
+    import json
+
+    bench = _load("quickstart_recipes")
+    recs = [
+        _recipe("baseline", 2, 0.78, 0.76, 300.0),
+        _recipe("baseline", 0, 0.70, 0.70, 300.0),
+        _recipe("baseline", 1, 0.74, 0.73, 300.0),
+        _recipe("fast", 0, 0.75, 0.75, 100.0),
+    ]
+    for r in recs:
+        (tmp_path / f"{r['candidate']}-seed{r['seed']}.json").write_text(json.dumps(r))
+    lines = bench.markdown(bench.load_records(tmp_path)).splitlines()
+    assert len(lines) == 4 and lines[0].count("|") == lines[1].count("|") == 10
+    # baseline: best mean 0.74, sample sd sqrt((0.04^2 + 0 + 0.04^2) / 2) = 0.04; final mean
+    # 0.73, sd sqrt((0.03^2 + 0 + 0.03^2) / 2) = 0.03; seeds in order; load range over seeds
+    assert lines[2] == (
+        "| baseline | 0,1,2 | 0.8000 +- 0.0000 | 0.7400 +- 0.0400 | 0.7300 +- 0.0300 | 0.7000 "
+        "| 300 +- 0 | 400 +- 0 | 1.0-3.0 |"
+    )
+    assert lines[3] == "| fast | 0 | 0.8000 | 0.7500 | 0.7500 | 0.7500 | 100 | 200 | 1.0-2.5 |"
+
+
+def test_quickstart_recipes_strip_every_test_entry():
+    bench = _load("quickstart_recipes")
+    metrics = {
+        "validation": {"accuracy": 0.7},
+        "test": {"accuracy": 0.9},
+        "sizes": {"train": 3, "validation": 1, "test": 1},
+        "runs": [{"test_accuracy": 0.9, "seconds": 1.0}],
+    }
+    assert bench.strip_test(metrics) == {
+        "validation": {"accuracy": 0.7},
+        "sizes": {"train": 3, "validation": 1},
+        "runs": [{"seconds": 1.0}],
+    }
+
+
+def test_quickstart_recipes_resolve_candidates_and_runs():
+    bench = _load("quickstart_recipes")
+    assert bench.parse_runs(["baseline:0", "cache:2"]) == [("baseline", 0), ("cache", 2)]
+    with pytest.raises(SystemExit, match="CANDIDATE:SEED"):
+        bench.parse_runs(["nope:0"])
+    cfg, spec = bench.resolve("kl-t2", 1)
+    assert cfg.seed == 1 and cfg.cache_teacher
+    assert all(step["temperature"] == 2.0 for step in spec.task_steps)

@@ -408,3 +408,20 @@ def test_task_stage_options_freeze_augmented_file_and_evaluate_overrides(
     assert out["model_overrides"] == {"time_steps": 5}
     assert _run(["evaluate", "--model", teacher, *data, "--set", "time_steps=5"]) == 2
     assert "takes no overrides" in capsys.readouterr().err
+
+
+def test_distill_cache_teacher_flag_trains_the_same_student(tmp_path, tiny_teacher_dir, csv_data):
+    from spikeformers.registry import from_pretrained
+
+    argv = ["distill", "--stage", "task", "--model", "spikebert-tiny", *TINY]
+    argv += ["--teacher", str(tiny_teacher_dir), *_data_flags(csv_data), "--max-steps", "3"]
+    argv += ["--batch-size", "8", "--no-progress"]
+    for name, flags in (("live", []), ("cached", ["--cache-teacher"])):
+        assert main([*argv, *flags, "--out", str(tmp_path / name)]) == 0
+    rc = json.loads((tmp_path / "cached" / "run_config.json").read_text())
+    assert rc["cache_teacher"] is True
+    assert "teacher outputs cached for 48 examples" in (tmp_path / "cached" / "run.log").read_text()
+    live = from_pretrained(tmp_path / "live").state_dict()
+    cached = from_pretrained(tmp_path / "cached").state_dict()
+    for k, v in live.items():
+        torch.testing.assert_close(cached[k], v, rtol=1e-4, atol=1e-5)

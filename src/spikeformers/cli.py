@@ -279,6 +279,7 @@ def cmd_distill(a: argparse.Namespace) -> int:
             model_overrides=parse_overrides(a.set),
             init_embeddings=not a.no_init_embeddings,
             freeze_embeddings=a.freeze_embeddings,
+            cache_teacher=a.cache_teacher,
             device=a.device,
             overwrite=a.overwrite,
             show_progress=not a.no_progress,
@@ -467,6 +468,11 @@ def _build_distill(p: argparse.ArgumentParser) -> None:
         "--freeze-embeddings",
         action="store_true",
         help="keep the student's word embeddings fixed (less overfitting on small task data)",
+    )
+    p.add_argument(
+        "--cache-teacher",
+        action="store_true",
+        help="compute the teacher's outputs once per training example and reuse them each epoch",
     )
     p.add_argument(
         "--set",

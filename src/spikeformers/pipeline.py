@@ -700,6 +700,7 @@ def distill(
     checkpointing: CheckpointArgs | None = None,
     report_to: list[str] | None = None,
     do_test: bool = False,
+    cache_teacher: bool = False,
 ) -> dict:
     """Distil a spiking student from a teacher (stage ``general`` or ``task``) and save it.
 
@@ -729,6 +730,8 @@ def distill(
         report_to: Experiment trackers (``tensorboard``, ``wandb``, ``mlflow``; see
             :mod:`spikeformers.tracking`).
         do_test: Task stage: also score the test split at the end (validation only otherwise).
+        cache_teacher: Run the teacher once over the (fixed) training set and reuse its outputs
+            every epoch (:meth:`Distiller.cache_teacher_outputs`; same losses, less time).
     """
     train = train or TrainConfig()
     data = data or DataArgs()
@@ -776,6 +779,16 @@ def distill(
         if freeze_embeddings:
             student.get_input_embeddings().weight.requires_grad_(False)
         distiller = Distiller(student, t_model, dcfg)
+        if cache_teacher:
+            ds = encode_examples(examples, tokenizer, max_length=data.max_length)
+            pad = tokenizer.pad_token_id or 0
+            distiller.cache_teacher_outputs(
+                ds,
+                device=dev,
+                batch_size=train.eval_batch_size,
+                pad_token_id=pad,
+                precision=train.precision,
+            )
         if env.is_main:
             write_run_config(
                 out,
@@ -791,6 +804,7 @@ def distill(
                 model_overrides=model_overrides,
                 init_embeddings=init_embeddings,
                 freeze_embeddings=freeze_embeddings,
+                cache_teacher=cache_teacher,
                 layer_map=distiller.layer_map,
                 device=dev,
                 student_config=student.config.to_dict(),

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spikeformers.data import rotten_tomatoes_plots
+from spikeformers.data import DatasetSplits, rotten_tomatoes_plots
 from spikeformers.distill.distiller import DistillConfig
 from spikeformers.pipeline import (
     DataArgs,
@@ -124,6 +124,13 @@ class QuickstartConfig:
     """Stage-2 epochs (split evenly over a family's task steps)."""
     task_lr: float = 1e-3
     """Stage-2 peak learning rate."""
+    teacher_lr: float = 1e-4
+    """Teacher fine-tuning peak learning rate."""
+    freeze_embeddings: bool = False
+    """Keep the student's word embeddings (copied from the teacher in stage 1) fixed in stage 2."""
+    cache_teacher: bool = False
+    """Both stages compute the teacher's outputs once per training example (the transfer sets
+    are fixed) instead of every step; the losses are the same (it pays from the second epoch)."""
 
     def __post_init__(self) -> None:
         if self.family not in QUICKSTART_STUDENTS:
@@ -140,6 +147,93 @@ _FAST_DATA = {"max_train_samples": 64, "max_eval_samples": 32}
 
 def _steps(cfg: QuickstartConfig, normal: TrainConfig) -> TrainConfig:
     return dataclasses.replace(normal, max_steps=3, evals_per_epoch=1) if cfg.fast else normal
+
+
+def teacher_stage(out_dir: Path, cfg: QuickstartConfig, data: DataArgs, **common) -> dict:
+    """Step 1: fine-tune the packaged MiniLM on the training split into ``out_dir``.
+
+    ``common``: ``device``, ``overwrite``, ``show_progress`` of :func:`finetune_teacher`.
+    Returns its metrics.
+    """
+    train = TrainConfig(
+        epochs=cfg.teacher_epochs,
+        lr=cfg.teacher_lr,
+        batch_size=32,
+        weight_decay=0.01,
+        warmup_ratio=0.1,
+        schedule="linear",
+        evals_per_epoch=2,
+        seed=cfg.seed,
+    )
+    return finetune_teacher(
+        data=data, out_dir=out_dir, teacher="minilm", train=_steps(cfg, train), **common
+    )
+
+
+def general_stage(
+    out_dir: Path,
+    cfg: QuickstartConfig,
+    data: DataArgs,
+    splits: DatasetSplits,
+    spec: QuickstartStudent,
+    **common,
+) -> dict:
+    """Step 2 (stage 1): a fresh ``spec`` student aligned to the pre-trained teacher's features
+    on unlabelled text (the training snippets, labels dropped, and the corpus's plot synopses)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        text_file = Path(tmp) / "unlabelled.txt"
+        texts = [e.text for e in splits.train] + rotten_tomatoes_plots()
+        if cfg.fast:
+            texts = texts[:64]
+        text_file.write_text(
+            "\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8"
+        )
+        return distill(
+            stage="general",
+            out_dir=out_dir,
+            model=spec.variant,
+            teacher="minilm",
+            data=data,
+            unlabelled_file=str(text_file),
+            distill_config=DistillConfig.for_stage("general", **spec.general),
+            train=_steps(
+                cfg, TrainConfig(epochs=cfg.general_epochs, lr=1e-3, batch_size=32, seed=cfg.seed)
+            ),
+            model_overrides=spec.overrides,
+            cache_teacher=cfg.cache_teacher,
+            **common,
+        )
+
+
+def task_stage(
+    out_dir: Path,
+    cfg: QuickstartConfig,
+    data: DataArgs,
+    spec: QuickstartStudent,
+    teacher_dir: Path,
+    stage1_dir: Path,
+    **common,
+) -> dict:
+    """Step 3 (stage 2): task distillation of the stage-1 student from the fine-tuned teacher
+    (``spec.task_steps``; model selection on validation). Returns the last step's metrics."""
+    train = TrainConfig(
+        epochs=cfg.task_epochs / len(spec.task_steps),
+        lr=cfg.task_lr,
+        batch_size=32,
+        evals_per_epoch=1,
+        seed=cfg.seed,
+    )
+    return distill_task_steps(
+        spec,
+        model=str(stage1_dir),
+        out_dir=out_dir,
+        teacher=str(teacher_dir),
+        data=data,
+        train=_steps(cfg, train),
+        freeze_embeddings=cfg.freeze_embeddings,
+        cache_teacher=cfg.cache_teacher,
+        **common,
+    )
 
 
 def quickstart(
@@ -162,68 +256,12 @@ def quickstart(
     variant, overrides = student_spec.variant, student_spec.overrides
     common = dict(device=device, overwrite=True, show_progress=show_progress)
 
-    teacher_train = _steps(
-        cfg,
-        TrainConfig(
-            epochs=cfg.teacher_epochs,
-            lr=1e-4,
-            batch_size=32,
-            weight_decay=0.01,
-            warmup_ratio=0.1,
-            schedule="linear",
-            evals_per_epoch=2,
-            seed=cfg.seed,
-        ),
-    )
     logger.info("1/4 fine-tuning the teacher")
-    finetune_teacher(
-        data=data, out_dir=out / "teacher", teacher="minilm", train=teacher_train, **common
-    )
-
+    teacher_stage(out / "teacher", cfg, data, **common)
     logger.info("2/4 stage 1: general distillation from the pre-trained teacher")
-    with tempfile.TemporaryDirectory() as tmp:
-        text_file = Path(tmp) / "unlabelled.txt"
-        texts = [e.text for e in splits.train] + rotten_tomatoes_plots()
-        if cfg.fast:
-            texts = texts[:64]
-        text_file.write_text(
-            "\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8"
-        )
-        distill(
-            stage="general",
-            out_dir=out / "stage1",
-            model=variant,
-            teacher="minilm",
-            data=data,
-            unlabelled_file=str(text_file),
-            distill_config=DistillConfig.for_stage("general", **student_spec.general),
-            train=_steps(
-                cfg, TrainConfig(epochs=cfg.general_epochs, lr=1e-3, batch_size=32, seed=cfg.seed)
-            ),
-            model_overrides=overrides,
-            **common,
-        )
-
+    general_stage(out / "stage1", cfg, data, splits, student_spec, **common)
     logger.info("3/4 stage 2: task distillation from the fine-tuned teacher")
-    steps = len(student_spec.task_steps)
-    distill_task_steps(
-        student_spec,
-        model=str(out / "stage1"),
-        out_dir=out / "student",
-        teacher=str(out / "teacher"),
-        data=data,
-        train=_steps(
-            cfg,
-            TrainConfig(
-                epochs=cfg.task_epochs / steps,
-                lr=cfg.task_lr,
-                batch_size=32,
-                evals_per_epoch=1,
-                seed=cfg.seed,
-            ),
-        ),
-        **common,
-    )
+    task_stage(out / "student", cfg, data, student_spec, out / "teacher", out / "stage1", **common)
 
     logger.info("4/4 evaluating on the held-out test split")
     teacher_m = evaluate_model(model_dir=out / "teacher", data=data, split="test", device=device)

@@ -29,20 +29,29 @@ zeroed on both sides (:class:`~spikeformers.distill.losses.AttentionScoreMSE`). 
 ``i`` meets teacher layer ``map(i)`` (the feature map: 12 -> 4 gives teacher layers 3, 6, 9, 12).
 With equal head counts heads are compared one to one; otherwise (``attn_heads="auto"`` or
 ``"mean"``) both sides are averaged over heads first.
+
+Teacher-output cache (:meth:`Distiller.cache_teacher_outputs`, ``distill(cache_teacher=True)``):
+when the transfer set is fixed, the frozen teacher (eval mode, no dropout) gives the same outputs
+for an example every epoch, so they are computed once and looked up by the batch's ``index``:
+only what the active terms use (logits ``[C]``; the mapped hidden states ``[n, D_t]``; the mapped
+layers' scores ``[H, n, n]``), per example, unpadded, in the dtype the teacher computed, on the
+CPU. The losses are those of the live teacher to float tolerance (padding is masked in every term).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 from torch import nn
 
+from spikeformers.data.text_classification import EncodedDataset, PadCollator
 from spikeformers.distill.layer_map import map_layers
 from spikeformers.distill.losses import AttentionScoreMSE, LogitMSE, MaskedMSE, SoftTargetKL
 from spikeformers.distill.teacher import (
+    TeacherOutput,
     teacher_depth,
     teacher_forward,
     teacher_width,
@@ -110,6 +119,77 @@ class DistillConfig:
         return tuple(name for name, w in terms if w > 0)
 
 
+@dataclass
+class TeacherCache:
+    """Teacher outputs per training example (dataset ``index``), unpadded, on the CPU.
+
+    Attributes:
+        depth: Teacher layers (hidden states ``0..depth``; score layers ``1..depth``).
+        logits: ``[N, C]``, or ``None`` when no term uses them.
+        hidden: Hidden-state index ``j`` -> per example ``[n_i, D_t]`` (``n_i`` real tokens).
+        scores: Teacher layer ``j`` (1-based) -> per example pre-softmax scores ``[H, n_i, n_i]``.
+    """
+
+    depth: int
+    logits: torch.Tensor | None = None
+    hidden: dict[int, list[torch.Tensor]] = field(default_factory=dict)
+    scores: dict[int, list[torch.Tensor]] = field(default_factory=dict)
+
+    def nbytes(self) -> int:
+        """Bytes held (for the log: hidden states of every layer would be large)."""
+        tensors = [t for per in (*self.hidden.values(), *self.scores.values()) for t in per]
+        if self.logits is not None:
+            tensors.append(self.logits)
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def lookup(self, index: torch.Tensor, length: int, device: torch.device) -> TeacherOutput:
+        """The teacher's outputs for a batch of dataset indices, zero-padded to ``length``.
+
+        Args:
+            index: ``[B]`` dataset indices (the collated batch's ``index``).
+            length: ``L``, the batch's padded length.
+            device: Where the batch lives.
+
+        Returns:
+            A :class:`TeacherOutput` whose ``hidden_states`` has ``depth + 1`` entries and
+            ``attention_scores`` ``depth``; entries no term uses are ``None``. Hidden states are
+            ``[B, L, D_t]``, scores ``[B, H, L, L]``, logits ``[B, C]``.
+        """
+        rows = index.tolist()
+        hidden = [None] * (self.depth + 1)
+        for j, per in self.hidden.items():
+            hidden[j] = self._pad_tokens(per, rows, length).to(device, non_blocking=True)
+        scores = [None] * self.depth
+        for j, per in self.scores.items():
+            scores[j - 1] = self._pad_pairs(per, rows, length).to(device, non_blocking=True)
+        logits = None if self.logits is None else self.logits[index.cpu()].to(device)
+        return TeacherOutput(
+            hidden_states=tuple(hidden),
+            attentions=(),
+            logits=logits,
+            attention_scores=tuple(scores),
+        )
+
+    @staticmethod
+    def _pad_tokens(per: list[torch.Tensor], rows: list[int], length: int) -> torch.Tensor:
+        """``[n_i, D]`` items -> ``[B, L, D]`` with zeros after each item's real tokens."""
+        first = per[rows[0]]
+        out = first.new_zeros((len(rows), length, first.shape[-1]))
+        for b, i in enumerate(rows):
+            out[b, : per[i].shape[0]] = per[i]
+        return out
+
+    @staticmethod
+    def _pad_pairs(per: list[torch.Tensor], rows: list[int], length: int) -> torch.Tensor:
+        """``[H, n_i, n_i]`` items -> ``[B, H, L, L]`` with zeros on padded pairs."""
+        first = per[rows[0]]
+        out = first.new_zeros((len(rows), first.shape[0], length, length))
+        for b, i in enumerate(rows):
+            n = per[i].shape[-1]
+            out[b, :, :n, :n] = per[i]
+        return out
+
+
 class VocabularyMismatchError(ValueError):
     """The student's vocabulary does not match the teacher's tokenizer."""
 
@@ -152,6 +232,7 @@ class Distiller(nn.Module):
         self.attn_mse = AttentionScoreMSE()
         # One logit (regression): a softmax KL is identically 0, so match the values (MSE).
         self.kl = LogitMSE() if student.config.num_labels == 1 else SoftTargetKL(config.temperature)
+        self.teacher_cache: TeacherCache | None = None
         if config.stage == "task" and config.w_logit > 0 and not hasattr(teacher, "classifier"):
             logger.warning("teacher has no classification head: the logit KL needs stored logits")
         logger.info("layer map (student layer -> teacher hidden state): %s", self.layer_map)
@@ -176,13 +257,97 @@ class Distiller(nn.Module):
         self.teacher.eval()
         return self
 
+    @torch.no_grad()
+    def cache_teacher_outputs(
+        self,
+        dataset: EncodedDataset,
+        *,
+        device: torch.device | str = "cpu",
+        batch_size: int = 64,
+        pad_token_id: int = 0,
+        precision: str = "fp32",
+    ) -> TeacherCache:
+        """Run the teacher once over the (fixed) training set and keep what the loss uses.
+
+        Sets ``self.teacher_cache``: from then on ``forward`` looks the teacher's outputs up by
+        the batch's ``index`` instead of running the teacher. Batches are built from items of
+        similar length (little padding); the teacher runs in eval mode (no dropout) under the
+        training ``precision``'s autocast, so the stored tensors are those a live forward gives.
+
+        Args:
+            dataset: The training set the loader draws from (``index`` of each item).
+            device: Where the teacher runs (the training device).
+            batch_size: Examples per teacher forward.
+            pad_token_id: Padding id of the tokenizer.
+            precision: ``fp32``, ``bf16`` or ``fp16`` (as in training).
+        """
+        from spikeformers.trainer import autocast
+
+        cfg = self.config
+        items = [dataset[i] for i in range(len(dataset))]
+        mapped = sorted(set(self.layer_map))
+        hidden_ids = mapped if cfg.w_feat > 0 else []
+        score_ids = mapped if cfg.w_attn > 0 else []
+        want_logits = (
+            cfg.stage == "task"
+            and cfg.w_logit > 0
+            and not all(it.get("soft_labels") is not None for it in items)
+        )
+        size = max((int(it["index"]) for it in items), default=-1) + 1
+        cache = TeacherCache(depth=teacher_depth(self.teacher))
+        cache.hidden = {j: [None] * size for j in hidden_ids}
+        cache.scores = {j: [None] * size for j in score_ids}
+        logits: list[torch.Tensor | None] = [None] * size
+        device = torch.device(device)
+        self.teacher.to(device).eval()
+        collate = PadCollator(pad_token_id)
+        order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
+        for start in range(0, len(order), batch_size):
+            batch = collate([items[i] for i in order[start : start + batch_size]])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast(precision, device.type):
+                t = teacher_forward(self.teacher, batch, attention_scores=bool(score_ids))
+            lengths = batch["attention_mask"].sum(1).tolist()
+            for b, (i, n) in enumerate(zip(batch["index"].tolist(), lengths, strict=True)):
+                for j in hidden_ids:  # clone: a slice would keep the whole batch alive
+                    cache.hidden[j][i] = t.hidden_states[j][b, :n].to("cpu", copy=True)
+                for j in score_ids:
+                    scores = t.attention_scores[j - 1][b, :, :n, :n]
+                    cache.scores[j][i] = scores.to("cpu", copy=True)
+                if want_logits and t.logits is not None:
+                    logits[i] = t.logits[b].to("cpu", copy=True)
+        if want_logits and any(x is not None for x in logits):
+            if any(x is None for x in logits):
+                raise ValueError("the teacher cache needs dataset indices 0..N-1 (EncodedDataset)")
+            cache.logits = torch.stack(logits)  # (N, C)
+        self.teacher_cache = cache
+        logger.info(
+            "teacher outputs cached for %d examples: %s%s%s (%.1f MB)",
+            len(items),
+            f"hidden states {hidden_ids} " if hidden_ids else "",
+            f"attention scores {score_ids} " if score_ids else "",
+            "logits" if cache.logits is not None else "",
+            cache.nbytes() / 2**20,
+        )
+        return cache
+
+    def _teacher_outputs(self, batch: dict[str, torch.Tensor], need_scores: bool) -> TeacherOutput:
+        """The live teacher's outputs on ``batch``, or the cached ones when a cache is set."""
+        if self.teacher_cache is None:
+            return teacher_forward(self.teacher, batch, attention_scores=need_scores)
+        if "index" not in batch:
+            raise ValueError("the teacher cache needs each batch's `index` (PadCollator adds it)")
+        mask = batch["attention_mask"]
+        return self.teacher_cache.lookup(batch["index"], mask.shape[1], mask.device)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Compute the active loss terms on one collated batch.
 
         Args:
             batch: ``input_ids [B, L]``, ``attention_mask [B, L]``, optional ``token_type_ids``,
                 ``labels [B]`` and ``teacher_logits [B, C]`` (stored soft targets of augmented
-                data, used instead of the teacher's live logits).
+                data, used instead of the teacher's live logits); ``index [B]`` (dataset
+                positions) when a teacher cache is set.
 
         Returns:
             ``{"loss": total, <term>: value}`` for each term in ``config.active_terms``
@@ -197,7 +362,7 @@ class Distiller(nn.Module):
         )
         need_logits = cfg.stage == "task" and cfg.w_logit > 0 and "teacher_logits" not in batch
         t_out = (
-            teacher_forward(self.teacher, batch, attention_scores=need_scores)
+            self._teacher_outputs(batch, need_scores)
             if (need_hidden or need_logits or need_scores)
             else None
         )
