@@ -10,6 +10,10 @@ import random
 import pytest
 import torch
 
+# A fourth model family defined in the tests (one file + its registration): every suite
+# parametrized over ``list_models()`` runs it along with the built-in families.
+import tests.models.toy_family  # noqa: F401
+
 WORDS = [
     "the",
     "a",
