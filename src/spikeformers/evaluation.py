@@ -100,6 +100,41 @@ def token_weights(
     return m.reshape(shape)
 
 
+def real_token_spikes(
+    out: torch.Tensor,
+    mask: torch.Tensor | None,
+    layout: str | None,
+    name: str,
+    *,
+    nonzero: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes and neuron-steps of one spiking module's output, over real tokens only.
+
+    The one place that restricts a spike count to real tokens (used by
+    :func:`record_firing_rates` and the energy counter).
+
+    Args:
+        out: The module's output, e.g. ``[T, B, L, D]``.
+        mask: ``[B, L]``, 1 real, 0 padding; ``None`` means every position is real.
+        layout: The output's layout (see :func:`token_weights`).
+        name: Module name, for errors.
+        nonzero: Count non-zero outputs instead of summing them (graded spikes count once).
+
+    Returns:
+        ``(spikes, elements)``: float64 scalars on ``out``'s device.
+    """
+
+    def count(t: torch.Tensor) -> torch.Tensor:
+        if nonzero:
+            return torch.count_nonzero(t).to(torch.float64)
+        return t.sum(dtype=torch.float64)
+
+    if mask is None:
+        return count(out), out.new_tensor(float(out.numel()), dtype=torch.float64)
+    w = token_weights(out, mask, layout, name)
+    return count(out * w), w.sum() * (out.numel() // (mask.shape[0] * mask.shape[1]))
+
+
 @dataclass
 class FiringRates:
     """Accumulated spike counts per spiking module, over real tokens and over every position.
@@ -151,13 +186,7 @@ def record_firing_rates(model: nn.Module) -> Iterator[FiringRates]:
         def fn(_m: nn.Module, _inp, out: torch.Tensor) -> None:
             y = out.detach()
             s_pad = y.sum(dtype=torch.float64)
-            mask = current["mask"]
-            if mask is None:
-                s, n = s_pad, y.new_tensor(float(y.numel()), dtype=torch.float64)
-            else:
-                w = token_weights(y, mask, layouts[name], name)
-                s = (y * w).sum(dtype=torch.float64)
-                n = w.sum() * (y.numel() // (mask.shape[0] * mask.shape[1]))
+            s, n = real_token_spikes(y, current["mask"], layouts[name], name)
             acc = totals.setdefault(
                 key, [torch.zeros((), dtype=torch.float64, device=y.device)] * 3
             )

@@ -564,19 +564,14 @@ class OpCounter(LiteralAlgorithmMode):
 
     def _count_spikes(self, name: str, raw: str, y: torch.Tensor) -> None:
         """Add a spiking module's output ``y`` to the counts (``raw``: its unprefixed name)."""
-        from spikeformers.evaluation import token_weights
+        from spikeformers.evaluation import real_token_spikes
 
         c = self.counts
-        nz = float(torch.count_nonzero(y))
-        c.spikes_padded[name] = c.spikes_padded.get(name, 0.0) + nz
+        c.spikes_padded[name] = c.spikes_padded.get(name, 0.0) + float(torch.count_nonzero(y))
         c.spike_elements_padded[name] = c.spike_elements_padded.get(name, 0) + y.numel()
-        n = y.numel()
-        if self._mask is not None:
-            w = token_weights(y, self._mask, self._layouts.get(raw), raw)
-            nz = float(torch.count_nonzero(y * w))
-            n = round(float(w.sum())) * (y.numel() // self._mask.numel())
-        c.spikes[name] = c.spikes.get(name, 0.0) + nz
-        c.spike_elements[name] = c.spike_elements.get(name, 0) + n
+        nz, n = real_token_spikes(y, self._mask, self._layouts.get(raw), raw, nonzero=True)
+        c.spikes[name] = c.spikes.get(name, 0.0) + float(nz)
+        c.spike_elements[name] = c.spike_elements.get(name, 0) + round(float(n))
 
     def _post_hook(self, name: str, spiking: bool, raw: str = ""):
         def hook(_m: nn.Module, _args: tuple, out: Any) -> None:

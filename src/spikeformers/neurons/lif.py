@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from spikeformers.neurons.base import SpikingModule
-from spikeformers.neurons.functional import check_lif_args, lif_multistep
+from spikeformers.neurons.lif_functional import check_lif_args, lif_multistep
 from spikeformers.neurons.surrogate import ATan, build_surrogate
 
 __all__ = ["LIF"]
