@@ -1,10 +1,12 @@
 """Model registry: named variants (factories) and model classes by ``model_type``.
 
-Families register a class with ``@register_family`` and named variants with ``@register_model``,
-naming their family explicitly::
+A family registers its class and its named variants in one call::
 
-    @register_model("spikebert-tiny", family="spikebert")
-    def spikebert_tiny(**overrides) -> SpikeBertForSequenceClassification: ...
+    register_family(SpikeBertForSequenceClassification, variants={
+        "spikebert-tiny": ("SpikeBERT 2x64 ...", {"num_layers": 2, "hidden_size": 64}),
+    })
+
+(``@register_model(name, family=...)`` registers a variant built by any factory function.)
 
 ``create_model(name, **overrides)``, ``list_models(pattern)`` and ``load_model(name_or_dir)``
 are the entry points users need. A duplicate name raises (no silent overwrite).
@@ -44,15 +46,40 @@ _MODELS: dict[str, ModelEntry] = {}
 _FAMILIES: dict[str, type[SpikingModel]] = {}
 
 
-def register_family(cls: type[SpikingModel]) -> type[SpikingModel]:
-    """Class decorator: make ``cls`` loadable by its config's ``model_type``."""
+def register_family(
+    cls: type[SpikingModel], variants: dict[str, tuple[str, dict[str, Any]]] | None = None
+) -> type[SpikingModel]:
+    """Make ``cls`` loadable by its config's ``model_type``, with optional named variants.
+
+    Usable as a class decorator, or as the family's one registration line::
+
+        register_family(ToyModel, variants={"toy-tiny": ("a tiny toy", {"hidden_size": 8})})
+
+    Args:
+        cls: The family's :class:`~spikeformers.models.base.SpikingModel` subclass.
+        variants: ``name -> (description, config defaults)``; ``create_model(name, **kw)``
+            builds ``cls(config_class.from_dict({**defaults, **kw}))``.
+    """
     model_type = cls.config_class.model_type
     if not model_type:
         raise ValueError(f"{cls.__name__}.config_class has no model_type")
     if model_type in _FAMILIES and _FAMILIES[model_type] is not cls:
         raise ValueError(f"model_type {model_type!r} is already registered")
     _FAMILIES[model_type] = cls
+    for name, (description, defaults) in (variants or {}).items():
+        register_model(name, description, family=model_type)(_variant_factory(cls, defaults))
     return cls
+
+
+def _variant_factory(
+    cls: type[SpikingModel], defaults: dict[str, Any]
+) -> Callable[..., SpikingModel]:
+    """``f(**overrides)`` building ``cls`` from its config with ``defaults`` under ``overrides``."""
+
+    def factory(**overrides: Any) -> SpikingModel:
+        return cls(cls.config_class.from_dict({**defaults, **overrides}))
+
+    return factory
 
 
 def register_model(name: str, description: str = "", *, family: str) -> Callable:

@@ -21,7 +21,7 @@ from spikeformers.models.base import (
     classification_loss,
 )
 from spikeformers.neurons import LIF
-from spikeformers.registry import register_family, register_model
+from spikeformers.registry import register_family
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,7 +83,4 @@ class ToySpikeModel(SpikingModel):
         )
 
 
-register_family(ToySpikeModel)
-register_model("toyspike-tiny", "Toy family (tests only)", family="toyspike")(
-    lambda **overrides: ToySpikeModel(ToySpikeConfig.from_dict(overrides))
-)
+register_family(ToySpikeModel, variants={"toyspike-tiny": ("Toy family (tests only)", {})})

@@ -59,7 +59,7 @@ from spikeformers.neurons.base import SpikingModule
 from spikeformers.neurons.bpsn import BPSN, resolve_reset_mode
 from spikeformers.neurons.lif import LIF
 from spikeformers.neurons.surrogate import build_surrogate
-from spikeformers.registry import register_family, register_model
+from spikeformers.registry import register_family
 
 __all__ = [
     "HeavisideEncoder",
@@ -366,7 +366,6 @@ class SnnBertBlock(nn.Module):
         return x + self.mlp(x, mask, pack=pack), scores
 
 
-@register_family
 class SnnBertForSequenceClassification(SpikingModel):
     """SNN-BERT with a classification head. See the module docstring for the architecture."""
 
@@ -466,10 +465,6 @@ class SnnBertForSequenceClassification(SpikingModel):
         )
 
 
-def _create(**kwargs) -> SnnBertForSequenceClassification:
-    return SnnBertForSequenceClassification(SnnBertConfig.from_dict(kwargs))
-
-
 _SIZES = {
     # name: (num_layers, hidden_size, num_heads); the paper's sizes are not public
     "tiny": (2, 64, 4),
@@ -478,36 +473,22 @@ _SIZES = {
 }  # BERT-base size (12x768, 12 heads) is registered as `snnbert` below
 
 
-def _register_sizes() -> None:
+def _variants() -> dict[str, tuple[str, dict]]:
+    """Every named SNN-BERT variant: ``name -> (description, config defaults)``."""
+    out = {
+        "snnbert": ("SNN-BERT 12x768, 12 heads (BERT-base size), BPSN, individual coding", {}),
+        # BPSN's baseline, for benchmarks: mini size, a serial LIF over the tokens
+        "snnbert-lif": (
+            "SNN-BERT 4x384, 6 heads with a serial LIF over tokens (BPSN's baseline)",
+            dict(num_layers=4, hidden_size=384, num_heads=6, neuron="lif"),
+        ),
+    }
     for size, (depth, width, heads) in _SIZES.items():
-
-        def factory(depth=depth, width=width, heads=heads, **overrides):
-            args = dict(num_layers=depth, hidden_size=width, num_heads=heads)
-            return _create(**{**args, **overrides})
-
-        desc = f"SNN-BERT {depth}x{width}, {heads} heads, BPSN, individual coding"
-        register_model(f"snnbert-{size}", desc, family="snnbert")(factory)
+        out[f"snnbert-{size}"] = (
+            f"SNN-BERT {depth}x{width}, {heads} heads, BPSN, individual coding",
+            dict(num_layers=depth, hidden_size=width, num_heads=heads),
+        )
+    return out
 
 
-_register_sizes()
-
-
-@register_model(
-    "snnbert",
-    "SNN-BERT 12x768, 12 heads (BERT-base size), BPSN, individual coding",
-    family="snnbert",
-)
-def snnbert(**overrides) -> SnnBertForSequenceClassification:
-    """SNN-BERT at BERT-base size with BPSN neurons."""
-    return _create(**overrides)
-
-
-@register_model(
-    "snnbert-lif",
-    "SNN-BERT 4x384, 6 heads with a serial LIF over tokens (BPSN's baseline)",
-    family="snnbert",
-)
-def snnbert_lif(**overrides) -> SnnBertForSequenceClassification:
-    """SNN-BERT at mini size with the serial LIF under individual coding (for benchmarks)."""
-    args = dict(num_layers=4, hidden_size=384, num_heads=6, neuron="lif")
-    return _create(**{**args, **overrides})
+register_family(SnnBertForSequenceClassification, variants=_variants())

@@ -52,7 +52,7 @@ from spikeformers.models.base import (
 )
 from spikeformers.neurons.lif import LIF
 from spikeformers.neurons.surrogate import build_surrogate
-from spikeformers.registry import register_family, register_model
+from spikeformers.registry import register_family
 from spikeformers.utils.literal import literal_algorithm
 
 
@@ -251,7 +251,6 @@ class SpikformerBlock(nn.Module):
         return x + self.mlp(x, key_mask, pack=pack)
 
 
-@register_family
 class SpikeBertForSequenceClassification(SpikingModel):
     """SpikeBERT with a classification head. See the module docstring for the architecture."""
 
@@ -358,56 +357,33 @@ class SpikeBertForSequenceClassification(SpikingModel):
         return ClassifierOutput(logits=logits, loss=loss, hidden_states=features)
 
 
-def _create(**kwargs) -> SpikeBertForSequenceClassification:
-    return SpikeBertForSequenceClassification(SpikeBertConfig.from_dict(kwargs))
-
-
 _SIZES = {
     # name: (num_layers, hidden_size, num_heads)
     "tiny": (2, 64, 4),
     "mini": (4, 384, 6),
     "small": (6, 512, 8),
 }  # the paper's size (12x768, 8 heads) is registered as `spikebert` / `spikebert-paper` below
+_PAPER = {"use_positions": False, "mask_padding": False}  # the published model's two choices
 
 
-def _register_sizes() -> None:
+def _variants() -> dict[str, tuple[str, dict]]:
+    """Every named SpikeBERT variant: ``name -> (description, config defaults)``."""
+    out = {
+        "spikebert": ("SpikeBERT at the paper's size (12x768, 8 heads, T=4) + positions, mask", {}),
+        "spikebert-paper": (
+            "SpikeBERT as published: 12x768, 8 heads, T=4, no positions/mask",
+            _PAPER,
+        ),
+    }
     for size, (depth, width, heads) in _SIZES.items():
-        for faithful in (False, True):
-            name = f"spikebert-{size}" + ("-paper" if faithful else "")
-            what = (
-                "faithful to the paper (no positions, padding unmasked)"
-                if faithful
-                else ("positions + padding mask")
-            )
-
-            def factory(depth=depth, width=width, heads=heads, faithful=faithful, **overrides):
-                args = dict(num_layers=depth, hidden_size=width, num_heads=heads)
-                if faithful:
-                    args.update(use_positions=False, mask_padding=False)
-                return _create(**{**args, **overrides})
-
-            desc = f"SpikeBERT {depth}x{width}, {heads} heads, T=4; {what}"
-            register_model(name, desc, family="spikebert")(factory)
+        shape = dict(num_layers=depth, hidden_size=width, num_heads=heads)
+        what = f"SpikeBERT {depth}x{width}, {heads} heads, T=4"
+        out[f"spikebert-{size}"] = (f"{what}; positions + padding mask", shape)
+        out[f"spikebert-{size}-paper"] = (
+            f"{what}; faithful to the paper (no positions, padding unmasked)",
+            {**shape, **_PAPER},
+        )
+    return out
 
 
-_register_sizes()
-
-
-@register_model(
-    "spikebert",
-    "SpikeBERT at the paper's size (12x768, 8 heads, T=4) + positions, mask",
-    family="spikebert",
-)
-def spikebert(**overrides) -> SpikeBertForSequenceClassification:
-    """SpikeBERT at the paper's size with positional embeddings and padding masks."""
-    return _create(**overrides)
-
-
-@register_model(
-    "spikebert-paper",
-    "SpikeBERT as published: 12x768, 8 heads, T=4, no positions/mask",
-    family="spikebert",
-)
-def spikebert_paper(**overrides) -> SpikeBertForSequenceClassification:
-    """SpikeBERT exactly as published: no positional information, padding enters attention."""
-    return _create(**{"use_positions": False, "mask_padding": False, **overrides})
+register_family(SpikeBertForSequenceClassification, variants=_variants())

@@ -87,7 +87,7 @@ from spikeformers.models.base import (
     classification_loss,
 )
 from spikeformers.neurons.if_node import IFNode, check_if_args
-from spikeformers.registry import register_family, register_model
+from spikeformers.registry import register_family
 from spikeformers.solvers import AdjointStats, SolverStats, attach_implicit_grad, get_solver
 from spikeformers.solvers.implicit import GradMode
 
@@ -367,7 +367,6 @@ class SpikingBertLayer(nn.Module):
         return self.pack(self.populations(inp, bias, self.rate, state if local else None))
 
 
-@register_family
 class SpikingBertForSequenceClassification(SpikingModel):
     """SpikingBERT with a classifier on the last layer's rates (token mean, or [CLS]).
 
@@ -631,35 +630,23 @@ def _fire_if(
     return neurons[name](current, membranes[name])
 
 
-def _create(**kwargs) -> SpikingBertForSequenceClassification:
-    return SpikingBertForSequenceClassification(SpikingBertConfig.from_dict(kwargs))
-
-
-@register_model(
-    "spikingbert",
-    "SpikingBERT 4x768, 12 heads, FFN 3072 (the paper's), IF neurons, T=32",
-    family="spikingbert",
+register_family(
+    SpikingBertForSequenceClassification,
+    variants={
+        # the paper's size: 4 layers x 768, 12 heads, FFN 3072, ~52M parameters
+        "spikingbert": (
+            "SpikingBERT 4x768, 12 heads, FFN 3072 (the paper's), IF neurons, T=32",
+            {},
+        ),
+        # the width of the offline MiniLM teacher, so no projection is needed
+        "spikingbert-mini": (
+            "SpikingBERT 4x384, 12 heads, FFN 1536 (MiniLM-L6 width)",
+            {"hidden_size": 384, "num_heads": 12},
+        ),
+        # the shape of TinyBERT-4 (SpikingBERT's code base)
+        "spikingbert-tiny": (
+            "SpikingBERT 4x312, 12 heads, FFN 1200 (TinyBERT-4's shape)",
+            {"hidden_size": 312, "num_heads": 12, "intermediate_size": 1200},
+        ),
+    },
 )
-def spikingbert(**overrides) -> SpikingBertForSequenceClassification:
-    """SpikingBERT at the paper's size (4 layers x 768, 12 heads, FFN 3072, ~52M parameters)."""
-    return _create(**overrides)
-
-
-@register_model(
-    "spikingbert-mini",
-    "SpikingBERT 4x384, 12 heads, FFN 1536 (MiniLM-L6 width)",
-    family="spikingbert",
-)
-def spikingbert_mini(**overrides) -> SpikingBertForSequenceClassification:
-    """4 x 384, 12 heads: the width of the offline MiniLM teacher, so no projection is needed."""
-    return _create(**{"hidden_size": 384, "num_heads": 12, **overrides})
-
-
-@register_model(
-    "spikingbert-tiny",
-    "SpikingBERT 4x312, 12 heads, FFN 1200 (TinyBERT-4's shape)",
-    family="spikingbert",
-)
-def spikingbert_tiny(**overrides) -> SpikingBertForSequenceClassification:
-    """4 x 312, 12 heads, FFN 1200: the shape of TinyBERT-4 (SpikingBERT's code base)."""
-    return _create(**{"hidden_size": 312, "num_heads": 12, "intermediate_size": 1200, **overrides})
