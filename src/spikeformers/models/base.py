@@ -219,12 +219,8 @@ class SpikingModel(nn.Module):
         """
         cfg = dataclasses.replace(self.config, num_labels=num_labels, label_names=label_names)
         head = getattr(type(self)(cfg), self.head_name)
-        old = self.get_classifier()
-        if old is not None and isinstance(old, nn.Module):
-            p = next(old.parameters(), None)
-            if p is not None:
-                head = head.to(device=p.device, dtype=p.dtype)
-        setattr(self, self.head_name, head)
+        like = next(self.get_classifier().parameters())  # keep the old head's device and dtype
+        setattr(self, self.head_name, head.to(device=like.device, dtype=like.dtype))
         self.config = cfg
         logger.info(
             "new classification head %r for %d classes (initialised fresh)",
