@@ -2,7 +2,7 @@
 
 Both implementations run in one process, interleaved (the order alternates every repeat), on the
 same inputs, so machine noise hits each alike; compare the ratios. The reference is the plain
-autograd graph (:func:`spikeformers.neurons.functional.lif_multistep_reference`, selected with
+autograd graph (:func:`spikeformers.neurons.lif_functional.lif_multistep_reference`, selected with
 ``LIF(fused=False)``). Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lif_speed.py [--threads 1] [--repeats 15]

@@ -10,6 +10,10 @@ import random
 import pytest
 import torch
 
+# A fourth model family defined in the tests (one file + its registration): every suite
+# parametrized over ``list_models()`` runs it along with the built-in families.
+import tests.models.toy_family  # noqa: F401
+
 WORDS = [
     "the",
     "a",
@@ -102,29 +106,16 @@ def tiny_teacher_dir(tmp_path, tokenizer):
     return out
 
 
-def tiny_overrides(vocab_size: int, num_labels: int = 2, name: str | None = None) -> dict:
-    """Config overrides that make any registered variant tiny.
+def tiny_overrides(vocab_size: int, num_labels: int = 2, name: str = "spikebert-tiny") -> dict:
+    """Config overrides that make registered variant ``name`` tiny: its family's
+    ``tiny_config()`` plus the vocabulary and label count."""
+    from spikeformers.registry import variant_class
 
-    With ``name``, only the fields that variant's config has are kept (SNN-BERT has no
-    ``time_steps``: its time axis is the token axis).
-    """
-    kw = dict(
-        vocab_size=vocab_size,
-        num_labels=num_labels,
-        num_layers=2,
-        hidden_size=32,
-        num_heads=4,
-        time_steps=2,
-        max_position_embeddings=64,
-    )
-    if name is None:
-        return kw
-    import dataclasses
-
-    from spikeformers.registry import variant_config_class
-
-    fields = {f.name for f in dataclasses.fields(variant_config_class(name))}
-    return {k: v for k, v in kw.items() if k in fields}
+    return {
+        "vocab_size": vocab_size,
+        "num_labels": num_labels,
+        **variant_class(name).tiny_config(),
+    }
 
 
 POS = ["good", "great", "fun", "funny", "moving", "brilliant"]

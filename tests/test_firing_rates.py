@@ -11,6 +11,7 @@ from torch import nn
 from spikeformers import create_model, list_models
 from spikeformers.evaluation import record_firing_rates
 from spikeformers.neurons import ATan
+from spikeformers.registry import model_class
 from tests.conftest import tiny_overrides
 
 MASK = torch.tensor([[1, 1, 1], [1, 0, 0]])  # B = 2, L = 3: 4 real tokens, 2 padded
@@ -25,6 +26,7 @@ class _Stub(nn.Module):
     def __init__(self, family: str, currents: dict[str, torch.Tensor]) -> None:
         super().__init__()
         self.config = SimpleNamespace(model_type=family)
+        self.spike_layouts = model_class(family).spike_layouts  # the family's declared layouts
         self.currents = currents
         self.mods = nn.ModuleDict({k.replace(".", "_"): ATan() for k in currents})
 

@@ -18,7 +18,7 @@ import torch
 
 from spikeformers import create_model, list_models
 from spikeformers.cli import main
-from spikeformers.neurons.functional import lif_multistep, lif_multistep_reference
+from spikeformers.neurons.lif_functional import lif_multistep, lif_multistep_reference
 from spikeformers.neurons.surrogate import ATan
 from tests.conftest import tiny_overrides
 from tests.neurons.test_bpsn import _grads, _inputs, _random_bpsn

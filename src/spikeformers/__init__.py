@@ -7,10 +7,11 @@ in ``spikeformers.distill`` and evaluation in ``spikeformers.evaluation``.
 
 import logging
 
-__version__ = "0.1.0"
+from spikeformers._version import __version__
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+import spikeformers.models  # noqa: E402, F401  (registers every family and variant)
 from spikeformers.registry import (  # noqa: E402
     create_model,
     from_pretrained,

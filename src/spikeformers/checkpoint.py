@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikeformers.models.base import CheckpointError
+from spikeformers.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 

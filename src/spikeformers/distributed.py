@@ -41,7 +41,7 @@ from spikeformers.data.text_classification import (
     PadCollator,
     make_dataloader,
 )
-from spikeformers.utils.seed import pick_device
+from spikeformers.utils.device import pick_device
 
 logger = logging.getLogger(__name__)
 

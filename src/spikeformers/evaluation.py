@@ -18,16 +18,7 @@ from torch.utils.data import DataLoader
 from spikeformers.data.examples import TaskSpec
 from spikeformers.data.metrics import compute_metrics
 from spikeformers.models.base import SpikingModel
-from spikeformers.models.snnbert import HeavisideEncoder
-from spikeformers.neurons.bpsn import BPSN
-from spikeformers.neurons.if_node import IFNode
-from spikeformers.neurons.lif import LIF
-from spikeformers.neurons.surrogate import Surrogate
-
-# Module types whose outputs are spikes. Families with other neurons append theirs here.
-# SNN-BERT's HeavisideEncoder is one (outermost wins): its inner surrogate fires at padded
-# positions, and the encoder zeroes them, so the encoder's output is what the network receives.
-SPIKING_MODULE_TYPES: list[type[nn.Module]] = [LIF, BPSN, IFNode, Surrogate, HeavisideEncoder]
+from spikeformers.neurons.base import SpikingModule
 
 
 def forward_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -44,37 +35,27 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
 
 
 def spiking_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Outermost modules that emit spikes (a LIF's inner surrogate is not listed twice)."""
-    types = tuple(SPIKING_MODULE_TYPES)
+    """Outermost spiking modules (:class:`~spikeformers.neurons.base.SpikingModule`), in order.
+
+    A LIF's inner surrogate is not listed twice; a wrapper that is itself a spiking module
+    (SNN-BERT's ``HeavisideEncoder``, which zeroes its surrogate's spikes at padding) is listed
+    instead of its surrogate.
+    """
     found: list[tuple[str, nn.Module]] = []
     for name, m in model.named_modules():
-        if isinstance(m, types) and not any(name.startswith(p + ".") for p, _ in found):
+        if isinstance(m, SpikingModule) and not any(name.startswith(p + ".") for p, _ in found):
             found.append((name, m))
     return found
-
-
-# Where the batch (B) and token (L) axes are in each spiking module's output, per family
-# (``config.model_type``): ``(module-name pattern, layout)``, first match wins. Rates over real
-# tokens need them; a layout is checked against the output's shape on every call.
-SPIKE_LAYOUTS: dict[str, list[tuple[str, str]]] = {
-    # Encoder spikes [B, L, D] (before repeat coding); attention LIF per head [T, B, H, L, dh];
-    # every other LIF [T, B, L, D].
-    "spikebert": [("encode", "BLD"), ("*.attn_lif", "TBHLD"), ("*", "TBLD")],
-    # The time axis IS the token axis: BPSN and the encoder's surrogate see [B, L, D]; the serial
-    # LIF baseline (TokenLIF's inner LIF) runs time-first, [L, B, D].
-    "snnbert": [("*.lif", "LBD"), ("*", "BLD")],
-    # One IF call per simulation step, each population [B, L, width].
-    "spikingbert": [("*", "BLD")],
-}
 
 
 def spike_layouts(model: nn.Module) -> dict[str, str | None]:
     """Layout (``"TBLD"``...) of every spiking module's output, ``None`` where none is known.
 
-    Looked up in :data:`SPIKE_LAYOUTS` by the model's ``config.model_type``.
+    Read from the model's declared :attr:`~spikeformers.models.base.SpikingModel.spike_layouts`
+    rules (``(module-name pattern, layout)``, first match wins); a model without them (a
+    ``transformers`` teacher) has none.
     """
-    family = getattr(getattr(model, "config", None), "model_type", None)
-    rules = SPIKE_LAYOUTS.get(family, [])
+    rules = getattr(model, "spike_layouts", ())
     out: dict[str, str | None] = {}
     for name, _ in spiking_modules(model):
         out[name] = next((lay for pat, lay in rules if fnmatch.fnmatchcase(name, pat)), None)
@@ -102,8 +83,8 @@ def token_weights(
     if layout is None:
         raise ValueError(
             f"spiking module {name!r}: no token layout known for this model family, so firing "
-            "rates over real tokens cannot be computed (add it to "
-            "spikeformers.evaluation.SPIKE_LAYOUTS)"
+            "rates over real tokens cannot be computed (declare it in the family's "
+            "spike_layouts class attribute)"
         )
     ib, il = layout.find("B"), layout.find("L")
     if out.dim() != len(layout) or out.shape[ib] != b or out.shape[il] != n:
@@ -117,6 +98,41 @@ def token_weights(
     shape = [1] * out.dim()
     shape[ib], shape[il] = b, n
     return m.reshape(shape)
+
+
+def real_token_spikes(
+    out: torch.Tensor,
+    mask: torch.Tensor | None,
+    layout: str | None,
+    name: str,
+    *,
+    nonzero: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes and neuron-steps of one spiking module's output, over real tokens only.
+
+    The one place that restricts a spike count to real tokens (used by
+    :func:`record_firing_rates` and the energy counter).
+
+    Args:
+        out: The module's output, e.g. ``[T, B, L, D]``.
+        mask: ``[B, L]``, 1 real, 0 padding; ``None`` means every position is real.
+        layout: The output's layout (see :func:`token_weights`).
+        name: Module name, for errors.
+        nonzero: Count non-zero outputs instead of summing them (graded spikes count once).
+
+    Returns:
+        ``(spikes, elements)``: float64 scalars on ``out``'s device.
+    """
+
+    def count(t: torch.Tensor) -> torch.Tensor:
+        if nonzero:
+            return torch.count_nonzero(t).to(torch.float64)
+        return t.sum(dtype=torch.float64)
+
+    if mask is None:
+        return count(out), out.new_tensor(float(out.numel()), dtype=torch.float64)
+    w = token_weights(out, mask, layout, name)
+    return count(out * w), w.sum() * (out.numel() // (mask.shape[0] * mask.shape[1]))
 
 
 @dataclass
@@ -154,7 +170,7 @@ def record_firing_rates(model: nn.Module) -> Iterator[FiringRates]:
     """Context manager: count spikes of every spiking module during the forwards inside it.
 
     Each forward's ``attention_mask`` (keyword argument of ``model``; none means no padding)
-    decides which positions are real; see :data:`SPIKE_LAYOUTS` for where the token axis is.
+    decides which positions are real; the family's ``spike_layouts`` say where the token axis is.
     """
     rates = FiringRates()
     totals: dict[str, list[torch.Tensor]] = {}  # name -> [spikes, elements, spikes_pad]
@@ -170,13 +186,7 @@ def record_firing_rates(model: nn.Module) -> Iterator[FiringRates]:
         def fn(_m: nn.Module, _inp, out: torch.Tensor) -> None:
             y = out.detach()
             s_pad = y.sum(dtype=torch.float64)
-            mask = current["mask"]
-            if mask is None:
-                s, n = s_pad, y.new_tensor(float(y.numel()), dtype=torch.float64)
-            else:
-                w = token_weights(y, mask, layouts[name], name)
-                s = (y * w).sum(dtype=torch.float64)
-                n = w.sum() * (y.numel() // (mask.shape[0] * mask.shape[1]))
+            s, n = real_token_spikes(y, current["mask"], layouts[name], name)
             acc = totals.setdefault(
                 key, [torch.zeros((), dtype=torch.float64, device=y.device)] * 3
             )

@@ -623,7 +623,7 @@ def _student(model: str, tokenizer, splits: DatasetSplits | None, overrides: dic
         if splits is not None and saved.get("num_labels") != splits.task.num_labels:
             # Stage-1 students carry a placeholder head; re-make it for this task.
             student = load_model(model, **kw)
-            return _with_new_head(student, splits)
+            return student.reset_classifier(splits.task.num_labels, splits.task.label_names)
         return load_model(model, **kw)
     if Path(model).exists():
         if (Path(model) / CONFIG_NAME).is_file():
@@ -637,22 +637,6 @@ def _student(model: str, tokenizer, splits: DatasetSplits | None, overrides: dic
     if splits is not None:
         kw.update(num_labels=splits.task.num_labels, label_names=splits.task.label_names)
     return load_model(model, **kw)
-
-
-def _with_new_head(student: SpikingModel, splits: DatasetSplits) -> SpikingModel:
-    cfg = dataclasses.replace(
-        student.config, num_labels=splits.task.num_labels, label_names=splits.task.label_names
-    )
-    fresh = type(student)(cfg)
-    state = {k: v for k, v in student.state_dict().items() if not k.startswith("classifier.")}
-    missing, unexpected = fresh.load_state_dict(state, strict=False)
-    assert not unexpected, unexpected
-    logger.info(
-        "new classification head for %d classes (initialised fresh: %s)",
-        splits.task.num_labels,
-        ", ".join(missing),
-    )
-    return fresh
 
 
 def _check_vocab(student: SpikingModel, tokenizer, where: str) -> None:

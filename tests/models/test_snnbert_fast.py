@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from spikeformers import create_model
-from spikeformers.models.snnbert import SpikingLinear
+from spikeformers.models.snnbert import SnnBertLinear
 
 VOCAB = 60
 
@@ -18,7 +18,7 @@ def _run(neuron: str, *, pack: bool, recompute: bool):
         mlp_ratio=2.0, neuron=neuron,
     )  # fmt: skip
     for m in model.modules():
-        if isinstance(m, SpikingLinear):
+        if isinstance(m, SnnBertLinear):
             m.recompute = recompute
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(1, VOCAB, (3, 10), generator=g)

@@ -14,7 +14,7 @@ import torch
 from spikeformers import create_model
 from spikeformers.layers import packed as packed_module
 from spikeformers.layers.packed import save_packed
-from spikeformers.models.spikebert import SpikingLinear
+from spikeformers.models.spikebert import SpikeBertLinear
 from spikeformers.neurons.surrogate import Surrogate
 
 VOCAB = 60
@@ -240,7 +240,7 @@ def test_recomputed_norm_and_lif_give_bitwise_equal_gradients():
     for recompute in (True, False):
         model = _model()
         for m in model.modules():
-            if isinstance(m, SpikingLinear):
+            if isinstance(m, SpikeBertLinear):
                 m.recompute = recompute
         grads.append(_grads(model, model(ids, attention_mask=mask, labels=labels).loss))
     for name in grads[0]:

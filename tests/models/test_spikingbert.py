@@ -363,7 +363,8 @@ def test_distillation_with_attention_scores_lowers_the_loss(tmp_path):
     teacher = make_tiny_teacher(len(tokenizer)).requires_grad_(False)
     torch.manual_seed(0)
     student = create_model(
-        "spikingbert-tiny", **{**tiny_overrides(len(tokenizer)), "time_steps": 4}
+        "spikingbert-tiny",
+        **{**tiny_overrides(len(tokenizer), name="spikingbert-tiny"), "time_steps": 4},
     )
     cfg = DistillConfig(stage="task", w_attn=1.0, always_project_features=True)
     distiller = Distiller(student, teacher, cfg)

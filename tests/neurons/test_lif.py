@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from spikeformers.neurons import LIF, ATan, Sigmoid, lif_multistep
-from spikeformers.neurons.functional import lif_multistep_fusable, lif_multistep_reference
+from spikeformers.neurons.lif_functional import lif_multistep_fusable, lif_multistep_reference
 
 
 def run(xs: list[float], **kw) -> tuple[list[float], list[float]]:

@@ -51,8 +51,8 @@ arithmetic (recorded with 0 ops; memory traffic is not counted anywhere). Data m
 copies, concatenation, padding, factory functions) costs 0. Any other aten op is listed in
 ``OpCounts.uncounted`` so that nothing is silently dropped.
 
-Spiking neurons (modules whose type is in
-:data:`spikeformers.evaluation.SPIKING_MODULE_TYPES`, outermost only): their membrane update is
+Spiking neurons (subclasses of :class:`spikeformers.neurons.base.SpikingModule`, outermost
+only): their membrane update is
 counted as :data:`NEURON_OPS_PER_STEP` float op per element of the input they receive (one
 multiply-add per neuron per time step for a LIF; the input ``[T, ...]`` has one element per neuron
 and step), an ``other`` op of the full accounting. Elementwise ops *inside* a neuron are that
@@ -60,7 +60,7 @@ update and are not counted again; matmul-like ops inside one (BPSN's depthwise c
 booked by the rule above, in a row of the neuron's module (``convolution``, ``convolution#1``...),
 like any other matmul. Each neuron's output firing rate (non-zero fraction) is recorded too, over
 the real tokens of each forward's ``attention_mask`` (token axes per family:
-:data:`spikeformers.evaluation.SPIKE_LAYOUTS`) and over every position run.
+the family's ``spike_layouts``) and over every position run.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
+
+from spikeformers.utils.literal import LiteralAlgorithmMode
 
 __all__ = [
     "ELEMENTWISE_OPS",
@@ -462,7 +463,7 @@ def _first_tensor(args: Any, kwargs: dict | None = None) -> torch.Tensor | None:
     return None
 
 
-class OpCounter(TorchDispatchMode):
+class OpCounter(LiteralAlgorithmMode):
     """Count the operations of every forward run inside ``with OpCounter(model) as counter:``.
 
     Example::
@@ -563,19 +564,14 @@ class OpCounter(TorchDispatchMode):
 
     def _count_spikes(self, name: str, raw: str, y: torch.Tensor) -> None:
         """Add a spiking module's output ``y`` to the counts (``raw``: its unprefixed name)."""
-        from spikeformers.evaluation import token_weights
+        from spikeformers.evaluation import real_token_spikes
 
         c = self.counts
-        nz = float(torch.count_nonzero(y))
-        c.spikes_padded[name] = c.spikes_padded.get(name, 0.0) + nz
+        c.spikes_padded[name] = c.spikes_padded.get(name, 0.0) + float(torch.count_nonzero(y))
         c.spike_elements_padded[name] = c.spike_elements_padded.get(name, 0) + y.numel()
-        n = y.numel()
-        if self._mask is not None:
-            w = token_weights(y, self._mask, self._layouts.get(raw), raw)
-            nz = float(torch.count_nonzero(y * w))
-            n = round(float(w.sum())) * (y.numel() // self._mask.numel())
-        c.spikes[name] = c.spikes.get(name, 0.0) + nz
-        c.spike_elements[name] = c.spike_elements.get(name, 0) + n
+        nz, n = real_token_spikes(y, self._mask, self._layouts.get(raw), raw, nonzero=True)
+        c.spikes[name] = c.spikes.get(name, 0.0) + float(nz)
+        c.spike_elements[name] = c.spike_elements.get(name, 0) + round(float(n))
 
     def _post_hook(self, name: str, spiking: bool, raw: str = ""):
         def hook(_m: nn.Module, _args: tuple, out: Any) -> None:

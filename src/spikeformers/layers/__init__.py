@@ -1,6 +1,7 @@
-"""Layers of the spiking stack (time-first ``[T, B, ...]``)."""
+"""Layers shared by the model families (below the models, above the neurons)."""
 
 from spikeformers.layers.feature import FeatureTransform
-from spikeformers.layers.time import TimeDistributed, fold_time, repeat_time, unfold_time
+from spikeformers.layers.pooling import masked_mean
+from spikeformers.layers.spiking import SpikingMLP
 
-__all__ = ["FeatureTransform", "TimeDistributed", "fold_time", "repeat_time", "unfold_time"]
+__all__ = ["FeatureTransform", "SpikingMLP", "masked_mean"]

@@ -1,21 +1,32 @@
 """What every model family shares: config base class, output dataclass, save/load.
 
 Every family exposes the same surface so data, distillation, evaluation, energy and the CLI never
-need family-specific code:
+need family-specific code. A family (one module, registered with
+:func:`~spikeformers.registry.register_family` and
+:func:`~spikeformers.registry.register_model`) subclasses :class:`ModelConfig` and
+:class:`SpikingModel` and provides:
 
-- ``config``: a frozen ``ModelConfig`` dataclass (JSON-serialisable, unknown keys rejected);
+- ``config``: a frozen ``ModelConfig`` dataclass with a ``model_type`` (JSON-serialisable,
+  unknown keys rejected; ``num_layers`` is declared here);
 - ``forward(input_ids, *, attention_mask=None, labels=None, output_hidden_states=False)
-  -> ClassifierOutput`` (per-layer distillation features only when asked);
+  -> ClassifierOutput`` (per-layer distillation features only when asked, ``num_feature_layers``
+  of them);
 - ``get_input_embeddings() -> nn.Embedding`` (for the embedding distillation loss);
-- ``save_pretrained(dir)`` / ``from_pretrained(dir)``: ``config.json`` + ``model.safetensors``,
-  loaded strictly, with missing and unexpected keys named in the error.
+- its spiking neurons as :class:`~spikeformers.neurons.base.SpikingModule` subclasses, and
+  ``spike_layouts``: where the batch and token axes are in each one's output;
+- a classification head in the attribute named by ``head_name`` (``reset_classifier`` swaps it);
+- ``tiny_config()``: config fields that make any of its variants tiny (for tests);
+- optionally ``energy_exclude`` (module names the energy estimate leaves out).
+
+Shared here: ``save_pretrained(dir)`` / ``from_pretrained(dir)``: ``config.json`` +
+``model.safetensors``, loaded strictly, with missing and unexpected keys named in the error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -24,14 +35,22 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from spikeformers._version import __version__
+from spikeformers.errors import CheckpointError
 from spikeformers.utils.io import atomic_write, write_json
+from spikeformers.utils.model_files import CONFIG_NAME, WEIGHTS_NAME, read_config
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-
-
-class CheckpointError(ValueError):
-    """A saved model cannot be loaded: missing files, corrupt data or mismatched weights."""
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "CheckpointError",
+    "ClassifierOutput",
+    "ModelConfig",
+    "SpikingModel",
+    "classification_loss",
+    "load_weights_strict",
+    "read_config",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,10 +67,14 @@ class ModelConfig:
     """Optional class names, index-aligned with the logits."""
     pad_token_id: int = 0
     """Id of the padding token."""
+    num_layers: int = 1
+    """Number of blocks (one distillation feature each, unless the family says otherwise)."""
 
     def __post_init__(self) -> None:
         if self.vocab_size < 1:
             raise ValueError(f"vocab_size must be >= 1, got {self.vocab_size}")
+        if self.num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
         if self.num_labels < 1:
             raise ValueError(f"num_labels must be >= 1, got {self.num_labels}")
         if self.label_names and len(self.label_names) != self.num_labels:
@@ -107,14 +130,28 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
 
 
 M = TypeVar("M", bound="SpikingModel")
+logger = logging.getLogger(__name__)
 
 
 class SpikingModel(nn.Module):
-    """Base class: config handling and strict safetensors save/load. Families subclass it."""
+    """Base class: the declared family interface, config handling and strict save/load.
+
+    Families subclass it and set the class attributes below (each has a default).
+    """
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    """The family's config dataclass (its ``model_type`` is the family's registry key)."""
     supports_gradient_checkpointing: ClassVar[bool] = False
     """Whether :meth:`gradient_checkpointing_enable` is implemented by the family."""
+    head_name: ClassVar[str] = "classifier"
+    """Attribute holding the classification head, an ``nn.Linear(features, num_labels)``."""
+    spike_layouts: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """Where the batch (``B``) and token (``L``) axes are in each spiking module's output, as
+    ``(module-name pattern, layout)`` rules, first match wins (e.g. ``("*", "TBLD")``). Firing
+    rates and energy over real tokens need them; a padded batch on a module without a layout
+    raises, and every layout is checked against the output's shape."""
+    energy_exclude: ClassVar[tuple[str, ...]] = ()
+    """Module-name patterns the energy estimate leaves out of its totals by default."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -160,6 +197,38 @@ class SpikingModel(nn.Module):
         """
         return self.config.num_layers
 
+    @classmethod
+    def tiny_config(cls) -> dict[str, Any]:
+        """Config fields that make any variant of the family tiny and fast (for tests).
+
+        Used as ``create_model(name, vocab_size=..., **cls.tiny_config())``. The default is
+        one block; families override it with their width fields.
+        """
+        return {"num_layers": 1}
+
+    def get_classifier(self) -> nn.Module:
+        """The classification head (the module named by :attr:`head_name`)."""
+        return getattr(self, self.head_name)
+
+    def reset_classifier(self, num_labels: int, label_names: tuple[str, ...] = ()) -> SpikingModel:
+        """Replace the head with a fresh one for ``num_labels`` classes (in place; returns self).
+
+        Every other weight is kept. ``config`` gets the new ``num_labels`` and ``label_names``.
+        The new head is the one a freshly built model of the new config has (the same random
+        draws as building the whole model), so a seeded run gets the same head either way.
+        """
+        cfg = dataclasses.replace(self.config, num_labels=num_labels, label_names=label_names)
+        head = getattr(type(self)(cfg), self.head_name)
+        like = next(self.get_classifier().parameters())  # keep the old head's device and dtype
+        setattr(self, self.head_name, head.to(device=like.device, dtype=like.dtype))
+        self.config = cfg
+        logger.info(
+            "new classification head %r for %d classes (initialised fresh)",
+            self.head_name,
+            num_labels,
+        )
+        return self
+
     # -- shared ------------------------------------------------------------------------------
     def _init_weights(self, m: nn.Module) -> None:
         """BERT-style initialisation, for ``self.apply``: ``N(0, initializer_range)`` weights
@@ -181,8 +250,6 @@ class SpikingModel(nn.Module):
 
     def save_pretrained(self, save_directory: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` (atomically) to ``save_directory``."""
-        from spikeformers import __version__
-
         out = Path(save_directory)
         out.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
@@ -200,17 +267,6 @@ class SpikingModel(nn.Module):
         model = cls(config)
         load_weights_strict(model, directory / WEIGHTS_NAME)
         return model
-
-
-def read_config(directory: str | Path) -> dict[str, Any]:
-    """Read ``directory/config.json``, raising ``CheckpointError`` with the path on failure."""
-    path = Path(directory) / CONFIG_NAME
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file (is {directory} a saved spikeformers model?)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from e
 
 
 def load_weights_strict(model: nn.Module, path: str | Path) -> None:

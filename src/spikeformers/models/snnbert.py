@@ -36,6 +36,7 @@ same outputs. :func:`build_token_neuron` is the one place to add another neuron.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -46,16 +47,19 @@ from torch.utils.checkpoint import checkpoint
 
 from spikeformers.layers.feature import FeatureTransform
 from spikeformers.layers.packed import all_spiking, save_packed
+from spikeformers.layers.pooling import masked_mean
+from spikeformers.layers.spiking import SpikingMLP
 from spikeformers.models.base import (
     ClassifierOutput,
     ModelConfig,
     SpikingModel,
     classification_loss,
 )
+from spikeformers.neurons.base import SpikingModule
 from spikeformers.neurons.bpsn import BPSN, resolve_reset_mode
 from spikeformers.neurons.lif import LIF
 from spikeformers.neurons.surrogate import build_surrogate
-from spikeformers.registry import register_family, register_model
+from spikeformers.registry import register_family
 
 __all__ = [
     "HeavisideEncoder",
@@ -176,7 +180,7 @@ class TokenLIF(nn.Module):
         return s if m is None else s * m
 
 
-class HeavisideEncoder(nn.Module):
+class HeavisideEncoder(SpikingModule):
     """Memoryless spike encoding ``S = Θ(x)`` (surrogate gradient), zero at padded positions.
 
     Shapes: ``x [B, L, D]``, ``mask [B, L]`` or ``None`` -> ``[B, L, D]``.
@@ -241,7 +245,7 @@ def build_token_neuron(
 # -- layers -------------------------------------------------------------------------------------
 
 
-class SpikingLinear(nn.Module):
+class SnnBertLinear(nn.Module):
     """``Linear -> LayerNorm -> neuron`` over tokens.
 
     Shapes: ``x [B, L, D_in]``, ``mask [B, L]`` or ``None`` -> spikes ``[B, L, D_out]``.
@@ -269,7 +273,7 @@ class SpikingLinear(nn.Module):
         return self.neuron(self.norm(y), mask)
 
 
-class SpikingSelfAttention(nn.Module):
+class SnnBertSelfAttention(nn.Module):
     """Softmax-free spiking self-attention over tokens (SpikeBERT's SSA without a ``T`` axis).
 
     Per head, ``ctx = Q (K^T V) * scale``: without a softmax the product is associative, and for
@@ -286,11 +290,11 @@ class SpikingSelfAttention(nn.Module):
         d = cfg.hidden_size
         self.num_heads = cfg.num_heads
         self.scale = cfg.attn_scale
-        self.q = SpikingLinear(cfg, d, d)
-        self.k = SpikingLinear(cfg, d, d)
-        self.v = SpikingLinear(cfg, d, d)
+        self.q = SnnBertLinear(cfg, d, d)
+        self.k = SnnBertLinear(cfg, d, d)
+        self.v = SnnBertLinear(cfg, d, d)
         self.attn_neuron = build_token_neuron(cfg, d, cfg.attn_v_threshold)
-        self.out = SpikingLinear(cfg, d, d)
+        self.out = SnnBertLinear(cfg, d, d)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
@@ -337,34 +341,17 @@ class SpikingSelfAttention(nn.Module):
             return self.out(s, mask), scores  # scores: (B, H, L, L) or None
 
 
-class SpikingMLP(nn.Module):
-    """``Linear(D, rD) -> LN -> N -> Linear(rD, D) -> LN -> N``; ``[B, L, D]`` in and out."""
-
-    def __init__(self, cfg: SnnBertConfig) -> None:
-        super().__init__()
-        hidden = int(round(cfg.mlp_ratio * cfg.hidden_size))
-        self.fc1 = SpikingLinear(cfg, cfg.hidden_size, hidden)
-        self.fc2 = SpikingLinear(cfg, hidden, cfg.hidden_size)
-
-    def forward(  # noqa: D102
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, *, pack: bool = False
-    ) -> torch.Tensor:
-        with save_packed(x, enabled=pack):
-            h = self.fc1(x, mask)  # (B, L, rD) spikes
-        with save_packed(h, enabled=pack):
-            return self.fc2(h, mask)
-
-
 class SnnBertBlock(nn.Module):
     """``x = x + SSA(x); x = x + MLP(x)`` on ``[B, L, D]`` (padding stays 0).
 
-    ``forward`` returns ``(x, scores)`` as :class:`SpikingSelfAttention` does.
+    ``forward`` returns ``(x, scores)`` as :class:`SnnBertSelfAttention` does.
     """
 
     def __init__(self, cfg: SnnBertConfig) -> None:
         super().__init__()
-        self.attn = SpikingSelfAttention(cfg)
-        self.mlp = SpikingMLP(cfg)
+        self.attn = SnnBertSelfAttention(cfg)
+        hidden = int(round(cfg.mlp_ratio * cfg.hidden_size))
+        self.mlp = SpikingMLP(functools.partial(SnnBertLinear, cfg), cfg.hidden_size, hidden)
 
     def forward(  # noqa: D102
         self,
@@ -379,11 +366,13 @@ class SnnBertBlock(nn.Module):
         return x + self.mlp(x, mask, pack=pack), scores
 
 
-@register_family
 class SnnBertForSequenceClassification(SpikingModel):
     """SNN-BERT with a classification head. See the module docstring for the architecture."""
 
     config_class = SnnBertConfig
+    # The time axis IS the token axis: BPSN and the encoder see [B, L, D]; the serial LIF
+    # baseline (TokenLIF's inner LIF) runs time-first, [L, B, D].
+    spike_layouts = (("*.lif", "LBD"), ("*", "BLD"))
 
     def __init__(self, config: SnnBertConfig) -> None:
         super().__init__(config)
@@ -406,6 +395,10 @@ class SnnBertForSequenceClassification(SpikingModel):
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
         self.apply(self._init_weights)
+
+    @classmethod
+    def tiny_config(cls) -> dict:  # noqa: D102
+        return dict(num_layers=2, hidden_size=32, num_heads=4, max_position_embeddings=64)
 
     def get_input_embeddings(self) -> nn.Embedding:  # noqa: D102
         return self.embeddings
@@ -464,21 +457,12 @@ class SnnBertForSequenceClassification(SpikingModel):
             if output_hidden_states:
                 features.append(transform(x))
                 attentions.append(scores)
-        h = self.norm(x)  # (B, L, D)
-        if mask is None:
-            pooled = h.mean(1)  # (B, D)
-        else:
-            w = mask.to(h.dtype).unsqueeze(-1)  # (B, L, 1)
-            pooled = (h * w).sum(1) / w.sum(1).clamp_min(1.0)
+        pooled = masked_mean(self.norm(x), mask, dim=1)  # (B, L, D) -> (B, D)
         logits = self.classifier(self.dropout(pooled))  # (B, C)
         loss = classification_loss(logits, labels) if labels is not None else None
         return ClassifierOutput(
             logits=logits, loss=loss, hidden_states=features, attentions=attentions
         )
-
-
-def _create(**kwargs) -> SnnBertForSequenceClassification:
-    return SnnBertForSequenceClassification(SnnBertConfig.from_dict(kwargs))
 
 
 _SIZES = {
@@ -489,31 +473,22 @@ _SIZES = {
 }  # BERT-base size (12x768, 12 heads) is registered as `snnbert` below
 
 
-def _register_sizes() -> None:
+def _variants() -> dict[str, tuple[str, dict]]:
+    """Every named SNN-BERT variant: ``name -> (description, config defaults)``."""
+    out = {
+        "snnbert": ("SNN-BERT 12x768, 12 heads (BERT-base size), BPSN, individual coding", {}),
+        # BPSN's baseline, for benchmarks: mini size, a serial LIF over the tokens
+        "snnbert-lif": (
+            "SNN-BERT 4x384, 6 heads with a serial LIF over tokens (BPSN's baseline)",
+            dict(num_layers=4, hidden_size=384, num_heads=6, neuron="lif"),
+        ),
+    }
     for size, (depth, width, heads) in _SIZES.items():
-
-        def factory(depth=depth, width=width, heads=heads, **overrides):
-            args = dict(num_layers=depth, hidden_size=width, num_heads=heads)
-            return _create(**{**args, **overrides})
-
-        factory.__module__ = __name__
-        desc = f"SNN-BERT {depth}x{width}, {heads} heads, BPSN, individual coding"
-        register_model(f"snnbert-{size}", desc)(factory)
+        out[f"snnbert-{size}"] = (
+            f"SNN-BERT {depth}x{width}, {heads} heads, BPSN, individual coding",
+            dict(num_layers=depth, hidden_size=width, num_heads=heads),
+        )
+    return out
 
 
-_register_sizes()
-
-
-@register_model("snnbert", "SNN-BERT 12x768, 12 heads (BERT-base size), BPSN, individual coding")
-def snnbert(**overrides) -> SnnBertForSequenceClassification:
-    """SNN-BERT at BERT-base size with BPSN neurons."""
-    return _create(**overrides)
-
-
-@register_model(
-    "snnbert-lif", "SNN-BERT 4x384, 6 heads with a serial LIF over tokens (BPSN's baseline)"
-)
-def snnbert_lif(**overrides) -> SnnBertForSequenceClassification:
-    """SNN-BERT at mini size with the serial LIF under individual coding (for benchmarks)."""
-    args = dict(num_layers=4, hidden_size=384, num_heads=6, neuron="lif")
-    return _create(**{**args, **overrides})
+register_family(SnnBertForSequenceClassification, variants=_variants())

@@ -33,6 +33,7 @@ spike vector, since the encoder fires at exactly 0.)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,8 @@ from torch.utils.checkpoint import checkpoint
 
 from spikeformers.layers.feature import FeatureTransform
 from spikeformers.layers.packed import all_spiking, save_packed
+from spikeformers.layers.pooling import masked_mean
+from spikeformers.layers.spiking import SpikingMLP
 from spikeformers.models.base import (
     ClassifierOutput,
     ModelConfig,
@@ -49,7 +52,8 @@ from spikeformers.models.base import (
 )
 from spikeformers.neurons.lif import LIF
 from spikeformers.neurons.surrogate import build_surrogate
-from spikeformers.registry import register_family, register_model
+from spikeformers.registry import register_family
+from spikeformers.utils.literal import literal_algorithm
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,7 +121,7 @@ def _lif(cfg: SpikeBertConfig, v_threshold: float | None = None) -> LIF:
     )
 
 
-class SpikingLinear(nn.Module):
+class SpikeBertLinear(nn.Module):
     """``Linear -> LayerNorm -> LIF``, the spiking layer used everywhere in SpikeBERT.
 
     Shapes: ``x [T, B, L, D_in]``, ``mask [B, L]`` (1 real, 0 padding) or ``None``
@@ -161,28 +165,14 @@ class SpikingLinear(nn.Module):
         return self.lif(z if steps is None else z.expand(steps, *z.shape))
 
 
-def literal_algorithm() -> bool:
-    """Whether the model should run the published algorithm step for step, skipping the exact
-    shortcuts (the once-only projection of a time-invariant input, the attention order).
-
-    True while an energy :class:`~spikeformers.energy.counting.OpCounter` records: it prices the
-    operations a neuromorphic chip would run (``T`` presentations of the input, the ``L x L``
-    scores of the paper's ``(Q K^T) V``), which are those the literal algorithm executes.
-    """
-    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
-
-    from spikeformers.energy.counting import OpCounter
-
-    return any(isinstance(m, OpCounter) for m in _get_current_dispatch_mode_stack())
-
-
 def spike_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``(Q K^T) V`` without softmax, multiplied in the cheaper order for the shape.
 
     The product is associative, so ``Q (K^T V)`` (``O(L dh^2)``, no ``L x L`` tensor) equals
     ``(Q K^T) V`` (``O(L^2 dh)``); for spikes every partial sum is an integer below ``2^24``,
     exact in float32, so the two orders give the same bits (gradients agree up to rounding).
-    The order switches to ``Q (K^T V)`` when ``L > dh`` (not under :func:`literal_algorithm`).
+    The order switches to ``Q (K^T V)`` when ``L > dh`` (not under
+    :func:`~spikeformers.utils.literal.literal_algorithm`).
 
     Shapes: ``q, k, v [..., L, dh]`` -> ``[..., L, dh]``.
     """
@@ -191,7 +181,7 @@ def spike_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
     return (q @ k.transpose(-2, -1)) @ v  # (..., L, L) coincidence counts first
 
 
-class SpikingSelfAttention(nn.Module):
+class SpikeBertSelfAttention(nn.Module):
     """Softmax-free spiking self-attention (SSA).
 
     ``A = Q K^T`` counts, per head, the time-aligned spike coincidences between tokens; ``A V``
@@ -208,11 +198,11 @@ class SpikingSelfAttention(nn.Module):
         d = cfg.hidden_size
         self.num_heads = cfg.num_heads
         self.scale = cfg.attn_scale
-        self.q = SpikingLinear(cfg, d, d)
-        self.k = SpikingLinear(cfg, d, d)
-        self.v = SpikingLinear(cfg, d, d)
+        self.q = SpikeBertLinear(cfg, d, d)
+        self.k = SpikeBertLinear(cfg, d, d)
+        self.v = SpikeBertLinear(cfg, d, d)
         self.attn_lif = _lif(cfg, cfg.attn_v_threshold)
-        self.out = SpikingLinear(cfg, d, d)
+        self.out = SpikeBertLinear(cfg, d, d)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         t, b, n, d = x.shape
@@ -244,47 +234,31 @@ class SpikingSelfAttention(nn.Module):
             return self.out(ctx, key_mask)
 
 
-class SpikingMLP(nn.Module):
-    """``Linear(D, rD) -> LN -> LIF -> Linear(rD, D) -> LN -> LIF``; ``[T, B, L, D]`` in and out."""
-
-    def __init__(self, cfg: SpikeBertConfig):
-        super().__init__()
-        hidden = int(round(cfg.mlp_ratio * cfg.hidden_size))
-        self.fc1 = SpikingLinear(cfg, cfg.hidden_size, hidden)
-        self.fc2 = SpikingLinear(cfg, hidden, cfg.hidden_size)
-
-    def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, *, pack: bool = False
-    ) -> torch.Tensor:
-        """``[T, B, L, D]`` -> ``[T, B, L, D]``; padding (``mask [B, L]`` 0) gets no current."""
-        with save_packed(x, enabled=pack):
-            h = self.fc1(x, mask)  # (T, B, L, rD) spikes
-        with save_packed(h, enabled=pack):
-            return self.fc2(h, mask)
-
-
 class SpikformerBlock(nn.Module):
     """``x = x + SSA(x); x = x + MLP(x)`` on ``[T, B, L, D]``."""
 
     def __init__(self, cfg: SpikeBertConfig):
         super().__init__()
-        self.attn = SpikingSelfAttention(cfg)
-        self.mlp = SpikingMLP(cfg)
+        self.attn = SpikeBertSelfAttention(cfg)
+        hidden = int(round(cfg.mlp_ratio * cfg.hidden_size))
+        self.mlp = SpikingMLP(functools.partial(SpikeBertLinear, cfg), cfg.hidden_size, hidden)
 
     def forward(
         self, x: torch.Tensor, key_mask: torch.Tensor | None = None, *, pack: bool = False
     ) -> torch.Tensor:
-        """``[T, B, L, D]`` -> ``[T, B, L, D]``; ``pack`` as in :class:`SpikingSelfAttention`."""
+        """``[T, B, L, D]`` -> ``[T, B, L, D]``; ``pack`` as in :class:`SpikeBertSelfAttention`."""
         x = x + self.attn(x, key_mask, pack=pack)
         return x + self.mlp(x, key_mask, pack=pack)
 
 
-@register_family
 class SpikeBertForSequenceClassification(SpikingModel):
     """SpikeBERT with a classification head. See the module docstring for the architecture."""
 
     config_class = SpikeBertConfig
     supports_gradient_checkpointing = True
+    # Encoder spikes [B, L, D] (before repeat coding); attention LIF per head [T, B, H, L, dh];
+    # every other LIF [T, B, L, D].
+    spike_layouts = (("encode", "BLD"), ("*.attn_lif", "TBHLD"), ("*", "TBLD"))
 
     def __init__(self, config: SpikeBertConfig):
         super().__init__(config)
@@ -310,6 +284,12 @@ class SpikeBertForSequenceClassification(SpikingModel):
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
         self.apply(self._init_weights)
+
+    @classmethod
+    def tiny_config(cls) -> dict:  # noqa: D102
+        return dict(
+            num_layers=2, hidden_size=32, num_heads=4, time_steps=2, max_position_embeddings=64
+        )
 
     def get_input_embeddings(self) -> nn.Embedding:  # noqa: D102
         return self.embeddings
@@ -371,19 +351,10 @@ class SpikeBertForSequenceClassification(SpikingModel):
                 x = block(x, mask, pack=pack)
             if output_hidden_states:
                 features.append(transform(x.mean(0)))  # (B, L, D)
-        h = self.norm(x)  # (T, B, L, D)
-        if mask is None:
-            pooled = h.mean(2)  # (T, B, D)
-        else:
-            w = mask.to(h.dtype)[None, :, :, None]  # (1, B, L, 1)
-            pooled = (h * w).sum(2) / w.sum(2).clamp_min(1.0)
+        pooled = masked_mean(self.norm(x), mask, dim=2)  # (T, B, L, D) -> (T, B, D)
         logits = self.classifier(self.dropout(pooled)).mean(0)  # (B, C)
         loss = classification_loss(logits, labels) if labels is not None else None
         return ClassifierOutput(logits=logits, loss=loss, hidden_states=features)
-
-
-def _create(**kwargs) -> SpikeBertForSequenceClassification:
-    return SpikeBertForSequenceClassification(SpikeBertConfig.from_dict(kwargs))
 
 
 _SIZES = {
@@ -392,42 +363,27 @@ _SIZES = {
     "mini": (4, 384, 6),
     "small": (6, 512, 8),
 }  # the paper's size (12x768, 8 heads) is registered as `spikebert` / `spikebert-paper` below
+_PAPER = {"use_positions": False, "mask_padding": False}  # the published model's two choices
 
 
-def _register_sizes() -> None:
+def _variants() -> dict[str, tuple[str, dict]]:
+    """Every named SpikeBERT variant: ``name -> (description, config defaults)``."""
+    out = {
+        "spikebert": ("SpikeBERT at the paper's size (12x768, 8 heads, T=4) + positions, mask", {}),
+        "spikebert-paper": (
+            "SpikeBERT as published: 12x768, 8 heads, T=4, no positions/mask",
+            _PAPER,
+        ),
+    }
     for size, (depth, width, heads) in _SIZES.items():
-        for faithful in (False, True):
-            name = f"spikebert-{size}" + ("-paper" if faithful else "")
-            what = (
-                "faithful to the paper (no positions, padding unmasked)"
-                if faithful
-                else ("positions + padding mask")
-            )
-
-            def factory(depth=depth, width=width, heads=heads, faithful=faithful, **overrides):
-                args = dict(num_layers=depth, hidden_size=width, num_heads=heads)
-                if faithful:
-                    args.update(use_positions=False, mask_padding=False)
-                return _create(**{**args, **overrides})
-
-            factory.__module__ = __name__
-            register_model(name, f"SpikeBERT {depth}x{width}, {heads} heads, T=4; {what}")(factory)
+        shape = dict(num_layers=depth, hidden_size=width, num_heads=heads)
+        what = f"SpikeBERT {depth}x{width}, {heads} heads, T=4"
+        out[f"spikebert-{size}"] = (f"{what}; positions + padding mask", shape)
+        out[f"spikebert-{size}-paper"] = (
+            f"{what}; faithful to the paper (no positions, padding unmasked)",
+            {**shape, **_PAPER},
+        )
+    return out
 
 
-_register_sizes()
-
-
-@register_model(
-    "spikebert", "SpikeBERT at the paper's size (12x768, 8 heads, T=4) + positions, mask"
-)
-def spikebert(**overrides) -> SpikeBertForSequenceClassification:
-    """SpikeBERT at the paper's size with positional embeddings and padding masks."""
-    return _create(**overrides)
-
-
-@register_model(
-    "spikebert-paper", "SpikeBERT as published: 12x768, 8 heads, T=4, no positions/mask"
-)
-def spikebert_paper(**overrides) -> SpikeBertForSequenceClassification:
-    """SpikeBERT exactly as published: no positional information, padding enters attention."""
-    return _create(**{"use_positions": False, "mask_padding": False, **overrides})
+register_family(SpikeBertForSequenceClassification, variants=_variants())

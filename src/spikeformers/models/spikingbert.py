@@ -79,6 +79,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from spikeformers.layers.pooling import masked_mean
 from spikeformers.models.base import (
     ClassifierOutput,
     ModelConfig,
@@ -86,7 +87,7 @@ from spikeformers.models.base import (
     classification_loss,
 )
 from spikeformers.neurons.if_node import IFNode, check_if_args
-from spikeformers.registry import register_family, register_model
+from spikeformers.registry import register_family
 from spikeformers.solvers import AdjointStats, SolverStats, attach_implicit_grad, get_solver
 from spikeformers.solvers.implicit import GradMode
 
@@ -366,13 +367,13 @@ class SpikingBertLayer(nn.Module):
         return self.pack(self.populations(inp, bias, self.rate, state if local else None))
 
 
-@register_family
 class SpikingBertForSequenceClassification(SpikingModel):
     """SpikingBERT with a classifier on the last layer's rates (token mean, or [CLS]).
 
     See the module docstring."""
 
     config_class = SpikingBertConfig
+    spike_layouts = (("*", "BLD"),)  # one IF call per simulation step, each [B, L, width]
 
     def __init__(self, config: SpikingBertConfig):
         super().__init__(config)
@@ -382,6 +383,12 @@ class SpikingBertForSequenceClassification(SpikingModel):
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
         self.apply(self._init_weights)
+
+    @classmethod
+    def tiny_config(cls) -> dict:  # noqa: D102
+        return dict(
+            num_layers=2, hidden_size=32, num_heads=4, time_steps=2, max_position_embeddings=64
+        )
 
     def get_input_embeddings(self) -> nn.Embedding:  # noqa: D102
         return self.embeddings.word_embeddings
@@ -575,10 +582,7 @@ class SpikingBertForSequenceClassification(SpikingModel):
         """``[B, L, D]`` last-layer rates -> ``[B, D]``: the [CLS] rate or the masked token mean."""
         if self.config.pooling == "cls":
             return h[:, 0]
-        if mask is None:
-            return h.mean(dim=1)
-        w = mask.to(h.dtype).unsqueeze(-1)  # (B, L, 1)
-        return (h * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+        return masked_mean(h, mask, dim=1)
 
     def _population_means(self, rates: list[torch.Tensor]) -> torch.Tensor:
         """Mean rate of every population, ``[num_layers, 6]`` (padding included)."""
@@ -626,25 +630,23 @@ def _fire_if(
     return neurons[name](current, membranes[name])
 
 
-def _create(**kwargs) -> SpikingBertForSequenceClassification:
-    return SpikingBertForSequenceClassification(SpikingBertConfig.from_dict(kwargs))
-
-
-@register_model(
-    "spikingbert", "SpikingBERT 4x768, 12 heads, FFN 3072 (the paper's), IF neurons, T=32"
+register_family(
+    SpikingBertForSequenceClassification,
+    variants={
+        # the paper's size: 4 layers x 768, 12 heads, FFN 3072, ~52M parameters
+        "spikingbert": (
+            "SpikingBERT 4x768, 12 heads, FFN 3072 (the paper's), IF neurons, T=32",
+            {},
+        ),
+        # the width of the offline MiniLM teacher, so no projection is needed
+        "spikingbert-mini": (
+            "SpikingBERT 4x384, 12 heads, FFN 1536 (MiniLM-L6 width)",
+            {"hidden_size": 384, "num_heads": 12},
+        ),
+        # the shape of TinyBERT-4 (SpikingBERT's code base)
+        "spikingbert-tiny": (
+            "SpikingBERT 4x312, 12 heads, FFN 1200 (TinyBERT-4's shape)",
+            {"hidden_size": 312, "num_heads": 12, "intermediate_size": 1200},
+        ),
+    },
 )
-def spikingbert(**overrides) -> SpikingBertForSequenceClassification:
-    """SpikingBERT at the paper's size (4 layers x 768, 12 heads, FFN 3072, ~52M parameters)."""
-    return _create(**overrides)
-
-
-@register_model("spikingbert-mini", "SpikingBERT 4x384, 12 heads, FFN 1536 (MiniLM-L6 width)")
-def spikingbert_mini(**overrides) -> SpikingBertForSequenceClassification:
-    """4 x 384, 12 heads: the width of the offline MiniLM teacher, so no projection is needed."""
-    return _create(**{"hidden_size": 384, "num_heads": 12, **overrides})
-
-
-@register_model("spikingbert-tiny", "SpikingBERT 4x312, 12 heads, FFN 1200 (TinyBERT-4's shape)")
-def spikingbert_tiny(**overrides) -> SpikingBertForSequenceClassification:
-    """4 x 312, 12 heads, FFN 1200: the shape of TinyBERT-4 (SpikingBERT's code base)."""
-    return _create(**{"hidden_size": 312, "num_heads": 12, "intermediate_size": 1200, **overrides})

@@ -149,6 +149,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from spikeformers.neurons.base import SpikingModule
 from spikeformers.neurons.surrogate import ATan, Sigmoid, Surrogate
 
 __all__ = [
@@ -1007,7 +1008,7 @@ def resolve_reset_mode(reset_mode: str | None, reset_passes: int | None) -> tupl
     return reset_mode, reset_passes
 
 
-class BPSN(nn.Module):
+class BPSN(SpikingModule):
     """Bidirectional Parallel Spiking Neuron: stateless, parallel over the token/time axis.
 
     The dynamics (a DESIGN reconstruction, not the paper's equations) are in the module docstring:

@@ -27,7 +27,8 @@ per step, so forward hooks (firing-rate and energy counters) see every step's sp
 from __future__ import annotations
 
 import torch
-from torch import nn
+
+from spikeformers.neurons.base import SpikingModule
 
 __all__ = ["IFNode", "check_if_args", "if_multistep", "if_step"]
 
@@ -76,7 +77,7 @@ def if_multistep(
     return torch.stack(spikes)  # (T, ...)
 
 
-class IFNode(nn.Module):
+class IFNode(SpikingModule):
     """One population of (leaky) IF neurons with subtraction reset, stepped by its caller.
 
     The equilibrium network interleaves all layers within each time step, so it cannot hand a

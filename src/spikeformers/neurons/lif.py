@@ -7,13 +7,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from spikeformers.neurons.functional import check_lif_args, lif_multistep
+from spikeformers.neurons.base import SpikingModule
+from spikeformers.neurons.lif_functional import check_lif_args, lif_multistep
 from spikeformers.neurons.surrogate import ATan, build_surrogate
 
 __all__ = ["LIF"]
 
 
-class LIF(nn.Module):
+class LIF(SpikingModule):
     r"""Multi-step leaky integrate-and-fire neuron with a surrogate gradient.
 
     The membrane potential starts at ``v_reset`` at the beginning of every call and evolves over

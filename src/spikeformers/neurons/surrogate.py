@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
+
+from spikeformers.neurons.base import SpikingModule
 
 
 class _Heaviside(torch.autograd.Function):
@@ -45,7 +46,7 @@ def sigmoid_grad(x: torch.Tensor, alpha: float) -> torch.Tensor:
     return alpha * s * (1.0 - s)
 
 
-class Surrogate(nn.Module):
+class Surrogate(SpikingModule):
     """Base class: Heaviside forward, smooth-primitive backward.
 
     Args:

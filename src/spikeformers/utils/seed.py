@@ -1,4 +1,8 @@
-"""Seeding and device selection."""
+"""Seeding.
+
+``pick_device`` moved to :mod:`spikeformers.utils.device`; it is re-exported here for old
+imports.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,10 @@ import random
 
 import numpy as np
 import torch
+
+from spikeformers.utils.device import pick_device
+
+__all__ = ["pick_device", "seed_everything"]
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -16,13 +24,3 @@ def seed_everything(seed: int) -> torch.Generator:
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    """Resolve ``device``: ``None`` or ``"auto"`` means CUDA when present, else CPU."""
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine")
-    return dev
