@@ -51,7 +51,6 @@ from spikeformers.augment import (  # noqa: E402
 )
 from spikeformers.cli import parse_overrides  # noqa: E402
 from spikeformers.distill.distiller import DistillConfig  # noqa: E402
-from spikeformers.energy.cli import energy_of_run  # noqa: E402
 from spikeformers.pipeline import (  # noqa: E402
     DataArgs,
     distill,
@@ -63,6 +62,7 @@ from spikeformers.pipeline import (  # noqa: E402
 from spikeformers.quickstart import QUICKSTART_STUDENTS, distill_task_steps  # noqa: E402
 from spikeformers.trainer import TrainConfig  # noqa: E402
 from spikeformers.utils.logging import configure_cli_logging  # noqa: E402
+from spikeformers.workflows.energy import energy_of_run  # noqa: E402
 
 # a child of the package logger, so configure_cli_logging shows it (the root logger stays
 # unconfigured: logging.info() on it would install a second handler and double every line)

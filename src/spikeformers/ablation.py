@@ -2,7 +2,7 @@
 
 Each variant is a declarative :class:`Variant`: which stages run, which stage-2 loss weights are
 zeroed and whether stage 2 trains on the augmented transfer set. :func:`run_ablation` turns the
-variants into calls of :mod:`spikeformers.pipeline` for every seed and writes a Markdown and a
+variants into calls of :mod:`spikeformers.workflows` for every seed and writes a Markdown and a
 JSON table (mean ± sample std over seeds of the test metric; model selection on validation).
 
 Variants (the paper's Table 3; "paper Δ" is its average over MR, SST-2, Subj and SST-5):
@@ -30,14 +30,12 @@ and nothing it was built on (teacher, augmented file, stage-1 student) was remad
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import inspect
 import json
 import logging
 import math
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +49,9 @@ from spikeformers.augment import (
     make_tagger,
 )
 from spikeformers.distill.distiller import DistillConfig
-from spikeformers.pipeline import (
+from spikeformers.trainer import TrainConfig
+from spikeformers.utils.io import write_json
+from spikeformers.workflows import (
     TEACHER_TRAIN_DEFAULTS,
     DataArgs,
     distill,
@@ -59,8 +59,6 @@ from spikeformers.pipeline import (
     load_data,
     train_direct,
 )
-from spikeformers.trainer import TrainConfig
-from spikeformers.utils.io import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -586,93 +584,3 @@ def markdown_table(doc: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# CLI hooks (wired into ``spikeformers.cli.COMMANDS`` as ``ablate``)
-
-
-def add_ablate_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags of ``spikeformers ablate``."""
-    from spikeformers.augment import add_augment_options
-    from spikeformers.cli import _add_data_args
-
-    p.add_argument(
-        "--teacher",
-        help="teacher fine-tuned on the task (default: fine-tune --pretrained-teacher first)",
-    )
-    p.add_argument(
-        "--pretrained-teacher", default="minilm", help="stage-1 teacher (default: minilm)"
-    )
-    p.add_argument("--model", default="spikebert-mini", help="student variant (spikebert-mini)")
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="student config overrides")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (0)")
-    p.add_argument("--variants", nargs="+", choices=VARIANT_NAMES, default=list(VARIANT_NAMES))
-    p.add_argument("--unlabelled-file", help="stage-1 text (default: the training sentences)")
-    g = p.add_argument_group("training")
-    g.add_argument("--teacher-epochs", type=float, default=3.0, help="teacher fine-tuning (3)")
-    g.add_argument("--stage1-epochs", type=float, default=1.0, help="stage-1 epochs (1)")
-    g.add_argument("--stage1-lr", type=float, default=1e-3, help="stage-1 learning rate (1e-3)")
-    g.add_argument("--stage1-max-steps", type=int, help="cap stage-1 optimizer steps")
-    g.add_argument("--stage2-epochs", type=float, default=3.0, help="stage-2 epochs (3)")
-    g.add_argument("--stage2-lr", type=float, default=5e-4, help="stage-2 learning rate (5e-4)")
-    g.add_argument("--stage2-max-steps", type=int, help="cap stage-2 optimizer steps")
-    g.add_argument("--batch-size", type=int, default=32, help="training batch size (32)")
-    g.add_argument("--eval-batch-size", type=int, default=64)
-    g.add_argument("--temperature", type=float, default=1.0, help="KL temperature (1.0)")
-    a = p.add_argument_group("augmentation (Tang et al. 2019)")
-    add_augment_options(a)
-    _add_data_args(p)
-    p.add_argument("--out", required=True, help="folder of the study's runs and tables")
-    p.add_argument("--table", help="also write the tables to TABLE.md and TABLE.json")
-    p.add_argument("--resume", action="store_true", help="reuse finished runs in --out")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-
-
-def ablation_config_from_args(a: argparse.Namespace) -> AblationConfig:
-    """:class:`AblationConfig` from the flags of :func:`add_ablate_arguments`."""
-    from spikeformers.augment import augment_config_from_args
-    from spikeformers.cli import _data_args, parse_overrides
-
-    data = _data_args(a)
-
-    def train(epochs: float, lr: float, max_steps: int | None) -> TrainConfig:
-        return TrainConfig(
-            epochs=epochs,
-            lr=lr,
-            max_steps=max_steps,
-            batch_size=a.batch_size,
-            eval_batch_size=a.eval_batch_size,
-        )
-
-    return AblationConfig(
-        data=data,
-        out_dir=a.out,
-        teacher=a.teacher,
-        pretrained_teacher=a.pretrained_teacher,
-        model=a.model,
-        model_overrides=parse_overrides(a.set),
-        seeds=tuple(a.seeds),
-        variants=tuple(a.variants),
-        teacher_train=dataclasses.replace(TEACHER_TRAIN_DEFAULTS, epochs=a.teacher_epochs),
-        stage1_train=train(a.stage1_epochs, a.stage1_lr, a.stage1_max_steps),
-        stage2_train=train(a.stage2_epochs, a.stage2_lr, a.stage2_max_steps),
-        distill=DistillConfig.for_stage("task", temperature=a.temperature),
-        augment=augment_config_from_args(a, seed=0, max_length=data.max_length),
-        tagger=a.tagger,
-        spacy_model=a.spacy_model,
-        unlabelled_file=a.unlabelled_file,
-        device=a.device,
-        resume=a.resume,
-    )
-
-
-def run_ablate(a: argparse.Namespace) -> int:
-    """Run the SpikeBERT ablation study (Table 3) and write Markdown and JSON tables."""
-    doc = run_ablation(ablation_config_from_args(a), show_progress=not a.no_progress)
-    if a.table:
-        write_json(f"{a.table}.json", doc)
-        Path(f"{a.table}.md").write_text(markdown_table(doc), encoding="utf-8")
-    sys.stdout.write(markdown_table(doc))
-    return 0

@@ -48,7 +48,6 @@ Taggers are optional extras: English uses spaCy's ``en_core_web_sm`` pipeline (i
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import importlib.util
@@ -56,9 +55,8 @@ import json
 import logging
 import os
 import random
-import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,8 +64,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from spikeformers.data.examples import DataError, DatasetSplits, Example, MissingDependencyError
-from spikeformers.data.readers import get_text, read_table
+from spikeformers.data.examples import Example, MissingDependencyError
 from spikeformers.data.text_classification import PadCollator, encode_examples
 
 logger = logging.getLogger(__name__)
@@ -603,123 +600,6 @@ def augment_dataset(
     return stats
 
 
-# --------------------------------------------------------------------------------------------
-# Reading the file back
-
-
-def iter_augmented(path: str | os.PathLike, *, encoding: str = "utf-8") -> Iterator[Example]:
-    """Examples of an augmented JSONL file with ``soft_labels`` = the stored teacher logits.
-
-    Raises:
-        DataError: A row without ``sentence`` or ``teacher_logits``, non-numeric logits, or rows
-            of different widths (named with file and line).
-    """
-    _, rows = read_table(path, encoding=encoding, fmt="jsonl")
-    width = None
-    for row in rows:
-        logits = row.values.get("teacher_logits")
-        if not isinstance(logits, list) or not logits:
-            raise row.error("missing or empty 'teacher_logits' (not an augmented file?)")
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in logits):
-            raise row.error("'teacher_logits' must be a list of numbers")
-        if width is None:
-            width = len(logits)
-        elif len(logits) != width:
-            raise row.error(f"{len(logits)} teacher logits, earlier rows have {width}")
-        pair = row.values.get("text_pair")
-        label = row.values.get("label")
-        if label is not None and not isinstance(label, int | float):
-            raise row.error(f"bad label {label!r}: expected a number")
-        yield Example(
-            get_text(row, "sentence"),
-            None if pair is None else get_text(row, "text_pair"),
-            label,
-            tuple(float(v) for v in logits),
-            row.source,
-        )
-
-
-def load_augmented(path: str | os.PathLike, *, encoding: str = "utf-8") -> list[Example]:
-    """All examples of an augmented JSONL file (see :func:`iter_augmented`)."""
-    return list(iter_augmented(path, encoding=encoding))
-
-
-def augmented_splits(splits: DatasetSplits, path: str | os.PathLike) -> DatasetSplits:
-    """``splits`` with its training set replaced by the augmented file at ``path``.
-
-    Validation and test stay as they are (model selection and scoring on real data).
-
-    Raises:
-        DataError: The file's logits do not have one value per class of the task.
-    """
-    train = load_augmented(path)
-    widths = {len(e.soft_labels or ()) for e in train}
-    if widths != {splits.task.num_labels}:
-        raise DataError(
-            f"teacher logits of width {sorted(widths)} for a task with "
-            f"{splits.task.num_labels} classes",
-            path=str(path),
-        )
-    info = {**splits.info, "augmented_file": str(path)}
-    out = dataclasses.replace(splits, train=train, info=info)
-    info["sizes"] = out.sizes()
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# CLI hooks (wired into ``spikeformers.cli.COMMANDS`` as ``augment``)
-
-
-def add_augment_options(g: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
-    """The augmentation flags shared by ``augment`` and ``ablate``."""
-    g.add_argument("--n-iter", type=int, default=20, help="candidates per sentence (20)")
-    g.add_argument("--p-mask", type=float, default=0.1, help="per-word masking probability (0.1)")
-    g.add_argument(
-        "--p-pos", type=float, default=0.1, help="per-word POS-replacement probability (0.1)"
-    )
-    g.add_argument(
-        "--p-ng", type=float, default=0.25, help="per-sentence n-gram sampling probability (0.25)"
-    )
-    g.add_argument("--ngram-max", type=int, default=5, help="n-gram length drawn from 1..N (5)")
-    g.add_argument(
-        "--tagger",
-        choices=TAGGERS,
-        default="auto",
-        help="POS tagger: spacy (English), jieba (Chinese); auto picks by the task's language",
-    )
-    g.add_argument("--spacy-model", help=f"spaCy pipeline package (default: {SPACY_MODELS})")
-    g.add_argument(
-        "--augment-batch-size", type=int, default=64, help="sentences per teacher forward (64)"
-    )
-
-
-def augment_config_from_args(a: argparse.Namespace, *, seed: int, max_length: int):
-    """:class:`AugmentConfig` from the flags of :func:`add_augment_options`."""
-    return AugmentConfig(
-        n_iter=a.n_iter,
-        p_mask=a.p_mask,
-        p_pos=a.p_pos,
-        p_ng=a.p_ng,
-        ngram_max=a.ngram_max,
-        seed=seed,
-        max_length=max_length,
-        batch_size=a.augment_batch_size,
-    )
-
-
-def add_augment_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags of ``spikeformers augment``."""
-    from spikeformers.cli import _add_data_args, _add_run_args
-
-    p.add_argument("--teacher", required=True, help="teacher folder fine-tuned on the task")
-    p.add_argument("--out", required=True, help="JSON Lines file to write")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    g = p.add_argument_group("augmentation (Tang et al. 2019)")
-    add_augment_options(g)
-    _add_data_args(p)
-    _add_run_args(p, out=False)
-
-
 def augment_with_teacher(
     examples: Sequence[Example],
     teacher_dir: str,
@@ -771,29 +651,3 @@ def finished_transfer_set(
     old = json.loads(meta.read_text(encoding="utf-8"))
     same = old.get("config") == json.loads(json.dumps(dataclasses.asdict(config)))
     return old.get("stats") if same and old.get("teacher") == str(teacher_dir) else None
-
-
-def run_augment(a: argparse.Namespace) -> int:
-    """Write a teacher-labelled augmented training set (stage-2 transfer set) as JSON Lines."""
-    from spikeformers.cli import _data_args
-    from spikeformers.pipeline import load_data
-
-    out = Path(a.out)
-    if out.exists() and not a.overwrite:
-        raise ValueError(f"{out} exists; pass --overwrite to replace it")
-    data = _data_args(a)
-    cfg = augment_config_from_args(a, seed=a.seed, max_length=data.max_length)
-    splits = load_data(data)
-    tagger = make_tagger(a.tagger, language=splits.task.language, spacy_model=a.spacy_model)
-    stats = augment_with_teacher(
-        splits.train,
-        a.teacher,
-        num_labels=splits.task.num_labels,
-        tagger=tagger,
-        out_path=out,
-        config=cfg,
-        device=a.device,
-        show_progress=not a.no_progress,
-    )
-    sys.stdout.write(json.dumps({**dataclasses.asdict(stats), "rows": stats.rows}, indent=2) + "\n")
-    return 0

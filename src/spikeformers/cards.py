@@ -518,22 +518,6 @@ def push_run(run: str | Path, repo_id: str, *, private: bool = False) -> str:
     return str(getattr(info, "commit_url", info))
 
 
-def add_push_arguments(parser) -> None:
-    """Flags of ``spikeformers push``."""
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="finished run folder")
-    parser.add_argument("--repo-id", required=True, help="Hub repository, e.g. user/my-spikebert")
-    parser.add_argument("--private", action="store_true", help="create the repository private")
-
-
-def run_push(args) -> int:
-    """Upload a run folder (with its model card) to the Hugging Face Hub."""
-    import sys
-
-    url = push_run(args.run_dir, args.repo_id, private=args.private)
-    sys.stdout.write(f"{url}\n")
-    return 0
-
-
 def refresh_card(run: str | Path) -> Path | None:
     """Write the card of a finished run folder; a folder that is not one (no ``run_config.json``
     or ``metrics.json``) gets none, and a card that cannot be written is a logged warning (the
