@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from spikeformers.utils.plots import energy_unit, figure, save_png
+from spikeformers.plots import energy_unit, figure, save_png
 
 logger = logging.getLogger(__name__)
 

@@ -394,7 +394,7 @@ def summary_lines(payload: dict[str, Any]) -> list[str]:
 def plot_break_even(payload: dict[str, Any], path, title: str = "student") -> Any:
     """Energy per sample against the input firing rate, one line per convention, with the
     teacher's energy and the break-even point of each (needs a teacher in the payload)."""
-    from spikeformers.utils.plots import energy_unit, figure, save_png
+    from spikeformers.plots import energy_unit, figure, save_png
 
     be = payload.get("break_even")
     if not be:
