@@ -31,7 +31,6 @@ and nothing it was built on (teacher, augmented file, stage-1 student) was remad
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import logging
 import math
@@ -62,8 +61,8 @@ from spikeformers.workflows import (
 
 logger = logging.getLogger(__name__)
 
+# The paper's ablated weights (Table 3); w_attn is not part of SpikeBERT.
 WEIGHTS = ("w_emb", "w_ce", "w_logit", "w_feat")
-TERM_OF_WEIGHT = {"w_emb": "emb", "w_ce": "ce", "w_logit": "kl", "w_feat": "feat"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,42 +206,6 @@ def _done(run_dir: Path, resume: bool, **expect: Any) -> dict | None:
     return json.loads(metrics.read_text(encoding="utf-8"))
 
 
-def _write_jsonl(examples, path: Path) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for e in examples:
-            row: dict[str, Any] = {"sentence": e.text, "label": e.label}
-            if e.text_pair is not None:
-                row["text_pair"] = e.text_pair
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _augmented_data(data: DataArgs, aug_file: Path, work: Path) -> tuple[DataArgs, dict]:
-    """How ``pipeline.distill`` gets the augmented training set.
-
-    Preferred: ``distill(..., augmented_file=...)`` (stored teacher logits, real validation/test).
-    Until the pipeline has that option, the augmented JSONL is passed as a generic training file
-    with the validation/test splits written beside it; the teacher then recomputes the same
-    logits live (it is frozen and deterministic), so the losses are the same.
-    """
-    if "augmented_file" in inspect.signature(distill).parameters:
-        return data, {"augmented_file": str(aug_file)}
-    splits = load_data(data)
-    pair = any(e.text_pair is not None for e in splits.train)
-    paths = {}
-    for split in ("validation", "test"):
-        path = work / f"{split}.jsonl"
-        _write_jsonl(getattr(splits, split), path)
-        paths[split] = str(path)
-    args = DataArgs(
-        train_file=str(aug_file),
-        validation_file=paths["validation"],
-        test_file=paths["test"] if splits.test else None,
-        text_pair_column="text_pair" if pair else None,
-        max_length=data.max_length,
-    )
-    return args, {}
-
-
 def _run_settings(variant: Variant, cfg: AblationConfig, seed: int) -> dict:
     """Settings of a variant's run that ``--resume`` checks against its ``run_config.json``."""
     out: dict[str, Any] = {"train": dataclasses.replace(cfg.stage2_train, seed=seed)}
@@ -260,7 +223,7 @@ def _student_run(
     seed: int,
     teacher: str,
     stage1_dir: Path | None,
-    aug_data: tuple[DataArgs, dict] | None,
+    aug_file: Path | None,
     run_dir: Path,
     show_progress: bool,
 ) -> dict:
@@ -282,12 +245,13 @@ def _student_run(
         return train_direct(
             model=model, tokenizer=teacher, data=cfg.data, model_overrides=overrides, **common
         )
-    data, extra = aug_data if variant.augment else (cfg.data, {})
+    # the transfer set replaces the training split; its stored teacher logits feed the KL
+    extra = {"augmented_file": str(aug_file)} if variant.augment else {}
     return distill(
         stage="task",
         model=model,
         teacher=teacher,
-        data=data,
+        data=cfg.data,
         distill_config=variant.task_config(cfg.distill),
         model_overrides=overrides,
         **extra,
@@ -366,7 +330,7 @@ def run_ablation(
     for seed in cfg.seeds:
         work = out / f"seed{seed}"
         work.mkdir(parents=True, exist_ok=True)
-        aug_data = None
+        aug_used = None
         remade["augment"] = remade["stage1"] = False
         if need_aug:
             aug_file = work / "augmented.jsonl"
@@ -391,7 +355,7 @@ def run_ablation(
                 )
                 aug_stats[seed] = {**dataclasses.asdict(stats), "rows": stats.rows}
             times[f"seed{seed}/augment"] = round(time.perf_counter() - t0, 1)
-            aug_data = _augmented_data(cfg.data, aug_file, work)
+            aug_used = aug_file
 
         stage1_dir = None
         if any(v.stage1 for v in variants):
@@ -434,7 +398,7 @@ def run_ablation(
                 seed=seed,
                 teacher=teacher,
                 stage1_dir=stage1_dir,
-                aug_data=aug_data,
+                aug_file=aug_used,
                 run_dir=run_dir,
                 show_progress=show_progress,
             )

@@ -25,6 +25,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from spikeformers.distill.distiller import TERM_WEIGHTS
 from spikeformers.utils.io import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ def _set_flags(overrides: dict | None) -> list[str]:
 def _distill_flags(rc: dict) -> list[str]:
     d = rc.get("distill") or {}
     out = ["--stage", d.get("stage", rc["command"].removeprefix("distill-"))]
-    for k in ("w_emb", "w_ce", "w_logit", "w_feat", "w_attn", "temperature"):
+    for k in (*TERM_WEIGHTS.values(), "temperature"):
         if k in d:
             out += [_flag(k), _value(d[k])]
     if d.get("skip_first_teacher_layers"):

@@ -9,13 +9,11 @@ from spikeformers.cli.fields import add_fields
 
 HELP = "distil a spiking student (--stage general|task)"
 
-# Loss weights whose defaults depend on the stage (DistillConfig.for_stage): unset on the CLI.
-_STAGE_WEIGHTS = ("w_emb", "w_ce", "w_logit", "w_feat", "w_attn")
 
 
 def build(p: argparse.ArgumentParser) -> None:
     """Flags of ``distill``: the loss options are :class:`DistillConfig`'s fields."""
-    from spikeformers.distill.distiller import DistillConfig
+    from spikeformers.distill.distiller import TERM_WEIGHTS, DistillConfig
     from spikeformers.workflows.students import DEFAULT_STUDENT
 
     p.add_argument(
@@ -43,7 +41,8 @@ def build(p: argparse.ArgumentParser) -> None:
     w = p.add_argument_group(
         "loss weights (unset: the stage's default; general uses w_feat 1 and nothing else)"
     )
-    add_fields(w, DistillConfig, exclude=("stage",), no_default=_STAGE_WEIGHTS)
+    # weights default per stage (DistillConfig.for_stage): unset on the command line
+    add_fields(w, DistillConfig, exclude=("stage",), no_default=TERM_WEIGHTS.values())
     p.add_argument(
         "--no-init-embeddings",
         action="store_true",
@@ -67,9 +66,9 @@ def build(p: argparse.ArgumentParser) -> None:
 
 def distill_config(a: argparse.Namespace):
     """The :class:`DistillConfig` of the parsed flags (stage defaults for unset weights)."""
-    from spikeformers.distill.distiller import DistillConfig
+    from spikeformers.distill.distiller import TERM_WEIGHTS, DistillConfig
 
-    weights = {k: getattr(a, k) for k in _STAGE_WEIGHTS if getattr(a, k) is not None}
+    weights = {k: getattr(a, k) for k in TERM_WEIGHTS.values() if getattr(a, k) is not None}
     return DistillConfig.for_stage(
         a.stage,
         temperature=a.temperature,
