@@ -10,7 +10,6 @@ from spikeformers.cli.fields import add_fields
 HELP = "distil a spiking student (--stage general|task)"
 
 
-
 def build(p: argparse.ArgumentParser) -> None:
     """Flags of ``distill``: the loss options are :class:`DistillConfig`'s fields."""
     from spikeformers.distill.distiller import TERM_WEIGHTS, DistillConfig

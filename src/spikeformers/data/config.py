@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from spikeformers.data.default import load_rotten_tomatoes
 from spikeformers.data.examples import DataError, DatasetSplits, Example, TaskSpec
-from spikeformers.data.tasks import load_files, load_hub_dataset, load_rotten_tomatoes, load_task
+from spikeformers.data.tasks import load_files, load_hub_dataset, load_task
 from spikeformers.models.base import SpikingModel
 
 logger = logging.getLogger(__name__)
