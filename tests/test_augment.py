@@ -149,7 +149,7 @@ def test_ngram_longer_than_the_sentence_keeps_it_whole():
 
 
 def test_synthesize_drops_copies_of_the_original_and_of_each_other():
-    from spikeformers.augment import _digest
+    from spikeformers.augment.rules import sentence_digest as _digest
 
     cfg = AugmentConfig(n_iter=40, p_mask=0.5, p_pos=0.0, p_ng=0.0, seed=3)
     tagged = StubTagger().tag(["the actor"])[0]
@@ -170,7 +170,7 @@ def test_synthesize_drops_copies_of_the_original_and_of_each_other():
 
 
 def test_sentence_pairs_cycle_first_second_both():
-    from spikeformers.augment import _digest
+    from spikeformers.augment.rules import sentence_digest as _digest
 
     cfg = AugmentConfig(n_iter=30, p_mask=0.5, p_pos=0.0, p_ng=0.0, seed=0)
     first = StubTagger().tag(["the movie is very good"])[0]

@@ -24,10 +24,16 @@ from spikeformers.data import DatasetSplits
 from spikeformers.data.config import DataArgs
 from spikeformers.distributed import DistEnv, check_global_batch, init_distributed
 from spikeformers.tracking import open_trackers
-from spikeformers.trainer import TrainConfig, TrainResult, check_precision, fit
+from spikeformers.trainer import (
+    SupervisedObjective,
+    TrainConfig,
+    TrainResult,
+    check_precision,
+    fit,
+)
 from spikeformers.utils.io import write_json
 from spikeformers.utils.seed import seed_everything
-from spikeformers.workflows.loaders import evaluate_splits, evaluator, selection
+from spikeformers.workflows.loaders import evaluate_splits, evaluator, selection, train_loader
 from spikeformers.workflows.rundir import (
     CheckpointArgs,
     attach_file_log,
@@ -136,6 +142,30 @@ class RunContext:
             sizes=splits.sizes(),
         )
         return metrics
+
+    def train_supervised(
+        self,
+        model: nn.Module,
+        splits: DatasetSplits,
+        tokenizer,
+        data: DataArgs,
+        *,
+        do_test: bool = False,
+    ) -> dict:
+        """Train ``model`` on ``splits.train`` with its task loss (cross-entropy, or MSE for
+        regression), select on validation, then :meth:`finish` with :meth:`final_metrics`."""
+        batches = train_loader(splits.train, tokenizer, data, self.train, self.env)
+        result = self.fit(
+            SupervisedObjective(model),
+            batches,
+            select_module=model,
+            validation=self.validation(model, splits, tokenizer, data),
+        )
+        return self.finish(
+            model,
+            tokenizer,
+            lambda: self.final_metrics(model, splits, tokenizer, data, result, do_test=do_test),
+        )
 
     def finish(self, model: nn.Module, tokenizer, metrics: Callable[[], dict]) -> dict:
         """Rank 0 saves the model and tokenizer; every rank runs ``metrics()`` (the evaluation is

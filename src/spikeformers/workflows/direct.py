@@ -7,9 +7,8 @@ from pathlib import Path
 from spikeformers.data.config import DataArgs, check_scorable, load_data
 from spikeformers.distill.teacher import load_tokenizer
 from spikeformers.registry import is_saved_model
-from spikeformers.trainer import SupervisedObjective, TrainConfig
+from spikeformers.trainer import TrainConfig
 from spikeformers.workflows.context import training_run
-from spikeformers.workflows.loaders import train_loader
 from spikeformers.workflows.rundir import CheckpointArgs
 from spikeformers.workflows.students import DEFAULT_STUDENT, check_vocab, resolve_student
 
@@ -65,15 +64,4 @@ def train_direct(
             student_config=student.config.to_dict(),
             world_size=run.env.world_size,
         )
-        batches = train_loader(splits.train, tok, data, train, run.env)
-        result = run.fit(
-            SupervisedObjective(student),
-            batches,
-            select_module=student,
-            validation=run.validation(student, splits, tok, data),
-        )
-        return run.finish(
-            student,
-            tok,
-            lambda: run.final_metrics(student, splits, tok, data, result, do_test=do_test),
-        )
+        return run.train_supervised(student, splits, tok, data, do_test=do_test)

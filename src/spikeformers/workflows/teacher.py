@@ -6,9 +6,8 @@ from pathlib import Path
 
 from spikeformers.data.config import DataArgs, check_scorable, load_data
 from spikeformers.distill.teacher import load_teacher, load_tokenizer
-from spikeformers.trainer import SupervisedObjective, TrainConfig
+from spikeformers.trainer import TrainConfig
 from spikeformers.workflows.context import training_run
-from spikeformers.workflows.loaders import train_loader
 from spikeformers.workflows.rundir import CheckpointArgs
 
 # BERT fine-tuning defaults (Devlin et al. 2019): small lr, linear decay, 10% warm-up.
@@ -66,15 +65,4 @@ def finetune_teacher(
             task=splits.task,
             world_size=run.env.world_size,
         )
-        batches = train_loader(splits.train, tokenizer, data, train, run.env)
-        result = run.fit(
-            SupervisedObjective(model),
-            batches,
-            select_module=model,
-            validation=run.validation(model, splits, tokenizer, data),
-        )
-        return run.finish(
-            model,
-            tokenizer,
-            lambda: run.final_metrics(model, splits, tokenizer, data, result, do_test=do_test),
-        )
+        return run.train_supervised(model, splits, tokenizer, data, do_test=do_test)
