@@ -58,6 +58,7 @@ from spikeformers.workflows import (
     load_data,
     train_direct,
 )
+from spikeformers.workflows.students import DEFAULT_STUDENT
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class AblationConfig:
     """Teacher fine-tuned on the task; ``None``: fine-tune ``pretrained_teacher`` here first."""
     pretrained_teacher: str | None = "minilm"
     """Pre-trained teacher of stage 1 (and the start of teacher fine-tuning)."""
-    model: str = "spikebert-mini"
+    model: str = DEFAULT_STUDENT
     """Registered student variant."""
     model_overrides: dict[str, Any] = field(default_factory=dict)
     """Student config overrides, e.g. ``{"num_layers": 2}``."""
