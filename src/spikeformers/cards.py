@@ -18,6 +18,7 @@ teacher folder is named under ``teacher`` instead. :func:`push_run` uploads a ru
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from spikeformers.data.config import DataArgs
 from spikeformers.distill.distiller import TERM_WEIGHTS
 from spikeformers.utils.io import atomic_write
 
@@ -55,12 +57,8 @@ def _read(path: Path, required: bool = True) -> dict | None:
 
 # -- the command that reproduces a run -------------------------------------------------------------
 
-_DATA_DEFAULTS = {
-    "text_column": "sentence",
-    "label_column": "label",
-    "encoding": "utf-8",
-    "split_seed": 0,
-}
+# a data setting equal to DataArgs' default needs no flag
+_DATA_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DataArgs)}
 _TRAIN_FLAGS = (
     "epochs",
     "max_steps",
