@@ -17,7 +17,8 @@ PACKAGE = "spikeformers"
 
 # Bottom to top. A prefix covers the module and its submodules; the longest prefix wins.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("utils", ("utils",)),
+    # errors (one module of every error type) and _version import nothing of the package
+    ("utils", ("utils", "errors", "_version")),
     ("primitives", ("neurons", "solvers", "layers")),
     # The package root only re-exports the registry's API (and holds __version__).
     ("models", ("models", "registry", "")),
