@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("workflows", ("workflows", "pipeline")),
-    ("recipes", ("quickstart", "ablation", "report")),
+    ("recipes", ("quickstart", "ablation", "report", "recipes")),
     ("cli", ("cli", "__main__")),
 ]
 
