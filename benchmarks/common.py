@@ -10,7 +10,11 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# SPIKEFORMERS_BENCH_RESULTS redirects every script's result files (benchmarks/smoke.py uses it,
+# so smoke runs never overwrite recorded results).
+RESULTS = Path(
+    os.environ.get("SPIKEFORMERS_BENCH_RESULTS") or Path(__file__).resolve().parent / "results"
+)
 
 
 def machine() -> dict:

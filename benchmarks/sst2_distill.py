@@ -51,7 +51,6 @@ from spikeformers.augment import (  # noqa: E402
 )
 from spikeformers.cli import parse_overrides  # noqa: E402
 from spikeformers.distill.distiller import DistillConfig  # noqa: E402
-from spikeformers.energy.cli import energy_of_run  # noqa: E402
 from spikeformers.pipeline import (  # noqa: E402
     DataArgs,
     distill,
@@ -63,6 +62,7 @@ from spikeformers.pipeline import (  # noqa: E402
 from spikeformers.quickstart import QUICKSTART_STUDENTS, distill_task_steps  # noqa: E402
 from spikeformers.trainer import TrainConfig  # noqa: E402
 from spikeformers.utils.logging import configure_cli_logging  # noqa: E402
+from spikeformers.workflows.energy import energy_of_run  # noqa: E402
 
 # a child of the package logger, so configure_cli_logging shows it (the root logger stays
 # unconfigured: logging.info() on it would install a second handler and double every line)
@@ -171,6 +171,12 @@ def main() -> None:
         help="student config overrides on top of the recipe's (every family), e.g. num_layers=4",
     )
     p.add_argument("--max-length", type=int, default=64)
+    p.add_argument(
+        "--max-train-samples", type=int, help="seeded training subset (smoke runs; default: all)"
+    )
+    p.add_argument(
+        "--max-eval-samples", type=int, help="seeded dev/test subsets (smoke runs; default: all)"
+    )
     p.add_argument("--energy-samples", type=int, default=200)
     p.add_argument("--eval-time-steps", nargs="*", type=int, default=[4, 8, 16, 32, 64])
     p.add_argument("--seed", type=int, default=0)
@@ -186,7 +192,13 @@ def main() -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
     out = Path(a.out)
-    data = DataArgs(task="sst2", data_dir=a.data_dir, max_length=a.max_length)
+    data = DataArgs(
+        task="sst2",
+        data_dir=a.data_dir,
+        max_length=a.max_length,
+        max_train_samples=a.max_train_samples,
+        max_eval_samples=a.max_eval_samples,
+    )
     common = dict(device=a.device, overwrite=True, show_progress=False)
     times: dict = {}
     teacher_dir = out / "teacher"

@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     from spikeformers.data import encode_examples
     from spikeformers.distill.distiller import DistillConfig, Distiller
     from spikeformers.distill.teacher import freeze, load_teacher, load_tokenizer
-    from spikeformers.pipeline import DataArgs, _student, _train_loader, load_data
+    from spikeformers.pipeline import DataArgs, load_data
     from spikeformers.trainer import TrainConfig, build_optimizer, build_scheduler, train_step
+    from spikeformers.workflows.loaders import train_loader as _train_loader
+    from spikeformers.workflows.students import resolve_student as _student
 
     a = parse_args(argv)
     torch.manual_seed(0)

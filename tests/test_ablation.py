@@ -218,16 +218,16 @@ def test_runner_switches_off_what_each_variant_names(tmp_path, tiny_teacher_dir)
 def test_ablate_flags_build_the_study_config():
     import argparse
 
-    from spikeformers.ablation import ablation_config_from_args, add_ablate_arguments
+    from spikeformers.cli import ablate
 
     parser = argparse.ArgumentParser()
-    add_ablate_arguments(parser)
+    ablate.build(parser)
     args = parser.parse_args(
         ["--task", "sst2", "--data-dir", "d", "--out", "o", "--seeds", "0", "1"]
         + ["--variants", "full", "no_kl", "--set", "num_layers=2", "--stage2-max-steps", "7"]
         + ["--n-iter", "3", "--p-ng", "0.5", "--tagger", "spacy", "--max-train-samples", "50"]
     )
-    cfg = ablation_config_from_args(args)
+    cfg = ablate.ablation_config(args)
     assert cfg.seeds == (0, 1) and cfg.variants == ("full", "no_kl")
     assert cfg.model_overrides == {"num_layers": 2}
     assert cfg.stage2_train.max_steps == 7 and cfg.stage1_train.max_steps is None

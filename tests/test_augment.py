@@ -14,14 +14,13 @@ from spikeformers.augment import (
     PosVocabulary,
     augment_dataset,
     augment_words,
-    augmented_splits,
     check_fine_tuned,
-    load_augmented,
     synthesize,
     teacher_logits,
 )
 from spikeformers.data import DatasetSplits, Example, PadCollator, TaskSpec, encode_examples
 from spikeformers.data.examples import DataError
+from spikeformers.data.transfer import augmented_splits, load_augmented
 from tests.conftest import make_tiny_teacher
 
 LEXICON = {
@@ -150,7 +149,7 @@ def test_ngram_longer_than_the_sentence_keeps_it_whole():
 
 
 def test_synthesize_drops_copies_of_the_original_and_of_each_other():
-    from spikeformers.augment import _digest
+    from spikeformers.augment.rules import sentence_digest as _digest
 
     cfg = AugmentConfig(n_iter=40, p_mask=0.5, p_pos=0.0, p_ng=0.0, seed=3)
     tagged = StubTagger().tag(["the actor"])[0]
@@ -171,7 +170,7 @@ def test_synthesize_drops_copies_of_the_original_and_of_each_other():
 
 
 def test_sentence_pairs_cycle_first_second_both():
-    from spikeformers.augment import _digest
+    from spikeformers.augment.rules import sentence_digest as _digest
 
     cfg = AugmentConfig(n_iter=30, p_mask=0.5, p_pos=0.0, p_ng=0.0, seed=0)
     first = StubTagger().tag(["the movie is very good"])[0]
@@ -329,19 +328,19 @@ def test_jieba_tags_chinese_words():
 def test_augment_cli_hook_writes_the_file(tmp_path, tiny_teacher_dir, capsys):
     import argparse
 
-    from spikeformers.augment import add_augment_arguments, run_augment
+    from spikeformers.cli import augment as augment_cli
 
     train = tmp_path / "train.csv"
     train.write_text("sentence,label\n" + "".join(f"{s},{y}\n" for s, y in SENTENCES))
     parser = argparse.ArgumentParser()
-    add_augment_arguments(parser)
+    augment_cli.build(parser)
     out = tmp_path / "aug.jsonl"
     args = parser.parse_args(
         ["--teacher", str(tiny_teacher_dir), "--train-file", str(train), "--out", str(out)]
         + ["--n-iter", "3", "--tagger", "spacy", "--no-progress", "--max-length", "32"]
     )
-    assert run_augment(args) == 0
+    assert augment_cli.run(args) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["rows"] == len(out.read_text().splitlines()) > len(SENTENCES)
     with pytest.raises(ValueError, match="exists"):
-        run_augment(args)
+        augment_cli.run(args)

@@ -9,7 +9,8 @@ import pytest
 
 from spikeformers import cards
 from spikeformers.cards import model_card, read_card_metadata, reproduce_command
-from spikeformers.cli import _data_args, _train_config, build_parser, main
+from spikeformers.cli import build_parser, main
+from spikeformers.cli.options import data_args, train_config
 from spikeformers.pipeline import DataArgs
 from spikeformers.trainer import TrainConfig
 
@@ -109,8 +110,8 @@ def test_reproduce_command_parses_back_to_the_same_settings(tmp_path):
     assert a.model == "spikebert-tiny" and a.teacher == "org/bert-sst2"
     assert a.set == ["time_steps=4"]
     assert (a.w_logit, a.w_ce, a.temperature) == (1.0, 0.5, 2.0)
-    assert _data_args(a) == DataArgs(task="sst2", data_dir="/data", max_length=16)
-    assert _train_config(a) == TrainConfig(
+    assert data_args(a) == DataArgs(task="sst2", data_dir="/data", max_length=16)
+    assert train_config(a) == TrainConfig(
         epochs=2.0, batch_size=8, lr=0.001, grad_clip=None, seed=3
     )
 

@@ -2,7 +2,7 @@
 
 Each variant is a declarative :class:`Variant`: which stages run, which stage-2 loss weights are
 zeroed and whether stage 2 trains on the augmented transfer set. :func:`run_ablation` turns the
-variants into calls of :mod:`spikeformers.pipeline` for every seed and writes a Markdown and a
+variants into calls of :mod:`spikeformers.workflows` for every seed and writes a Markdown and a
 JSON table (mean ± sample std over seeds of the test metric; model selection on validation).
 
 Variants (the paper's Table 3; "paper Δ" is its average over MR, SST-2, Subj and SST-5):
@@ -30,14 +30,11 @@ and nothing it was built on (teacher, augmented file, stage-1 student) was remad
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import inspect
 import json
 import logging
 import math
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +48,9 @@ from spikeformers.augment import (
     make_tagger,
 )
 from spikeformers.distill.distiller import DistillConfig
-from spikeformers.pipeline import (
+from spikeformers.trainer import TrainConfig
+from spikeformers.utils.io import write_json
+from spikeformers.workflows import (
     TEACHER_TRAIN_DEFAULTS,
     DataArgs,
     distill,
@@ -59,13 +58,12 @@ from spikeformers.pipeline import (
     load_data,
     train_direct,
 )
-from spikeformers.trainer import TrainConfig
-from spikeformers.utils.io import write_json
+from spikeformers.workflows.students import DEFAULT_STUDENT
 
 logger = logging.getLogger(__name__)
 
+# The paper's ablated weights (Table 3); w_attn is not part of SpikeBERT.
 WEIGHTS = ("w_emb", "w_ce", "w_logit", "w_feat")
-TERM_OF_WEIGHT = {"w_emb": "emb", "w_ce": "ce", "w_logit": "kl", "w_feat": "feat"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,7 +141,7 @@ class AblationConfig:
     """Teacher fine-tuned on the task; ``None``: fine-tune ``pretrained_teacher`` here first."""
     pretrained_teacher: str | None = "minilm"
     """Pre-trained teacher of stage 1 (and the start of teacher fine-tuning)."""
-    model: str = "spikebert-mini"
+    model: str = DEFAULT_STUDENT
     """Registered student variant."""
     model_overrides: dict[str, Any] = field(default_factory=dict)
     """Student config overrides, e.g. ``{"num_layers": 2}``."""
@@ -209,42 +207,6 @@ def _done(run_dir: Path, resume: bool, **expect: Any) -> dict | None:
     return json.loads(metrics.read_text(encoding="utf-8"))
 
 
-def _write_jsonl(examples, path: Path) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for e in examples:
-            row: dict[str, Any] = {"sentence": e.text, "label": e.label}
-            if e.text_pair is not None:
-                row["text_pair"] = e.text_pair
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _augmented_data(data: DataArgs, aug_file: Path, work: Path) -> tuple[DataArgs, dict]:
-    """How ``pipeline.distill`` gets the augmented training set.
-
-    Preferred: ``distill(..., augmented_file=...)`` (stored teacher logits, real validation/test).
-    Until the pipeline has that option, the augmented JSONL is passed as a generic training file
-    with the validation/test splits written beside it; the teacher then recomputes the same
-    logits live (it is frozen and deterministic), so the losses are the same.
-    """
-    if "augmented_file" in inspect.signature(distill).parameters:
-        return data, {"augmented_file": str(aug_file)}
-    splits = load_data(data)
-    pair = any(e.text_pair is not None for e in splits.train)
-    paths = {}
-    for split in ("validation", "test"):
-        path = work / f"{split}.jsonl"
-        _write_jsonl(getattr(splits, split), path)
-        paths[split] = str(path)
-    args = DataArgs(
-        train_file=str(aug_file),
-        validation_file=paths["validation"],
-        test_file=paths["test"] if splits.test else None,
-        text_pair_column="text_pair" if pair else None,
-        max_length=data.max_length,
-    )
-    return args, {}
-
-
 def _run_settings(variant: Variant, cfg: AblationConfig, seed: int) -> dict:
     """Settings of a variant's run that ``--resume`` checks against its ``run_config.json``."""
     out: dict[str, Any] = {"train": dataclasses.replace(cfg.stage2_train, seed=seed)}
@@ -262,7 +224,7 @@ def _student_run(
     seed: int,
     teacher: str,
     stage1_dir: Path | None,
-    aug_data: tuple[DataArgs, dict] | None,
+    aug_file: Path | None,
     run_dir: Path,
     show_progress: bool,
 ) -> dict:
@@ -284,12 +246,13 @@ def _student_run(
         return train_direct(
             model=model, tokenizer=teacher, data=cfg.data, model_overrides=overrides, **common
         )
-    data, extra = aug_data if variant.augment else (cfg.data, {})
+    # the transfer set replaces the training split; its stored teacher logits feed the KL
+    extra = {"augmented_file": str(aug_file)} if variant.augment else {}
     return distill(
         stage="task",
         model=model,
         teacher=teacher,
-        data=data,
+        data=cfg.data,
         distill_config=variant.task_config(cfg.distill),
         model_overrides=overrides,
         **extra,
@@ -368,7 +331,7 @@ def run_ablation(
     for seed in cfg.seeds:
         work = out / f"seed{seed}"
         work.mkdir(parents=True, exist_ok=True)
-        aug_data = None
+        aug_used = None
         remade["augment"] = remade["stage1"] = False
         if need_aug:
             aug_file = work / "augmented.jsonl"
@@ -393,7 +356,7 @@ def run_ablation(
                 )
                 aug_stats[seed] = {**dataclasses.asdict(stats), "rows": stats.rows}
             times[f"seed{seed}/augment"] = round(time.perf_counter() - t0, 1)
-            aug_data = _augmented_data(cfg.data, aug_file, work)
+            aug_used = aug_file
 
         stage1_dir = None
         if any(v.stage1 for v in variants):
@@ -436,7 +399,7 @@ def run_ablation(
                 seed=seed,
                 teacher=teacher,
                 stage1_dir=stage1_dir,
-                aug_data=aug_data,
+                aug_file=aug_used,
                 run_dir=run_dir,
                 show_progress=show_progress,
             )
@@ -586,93 +549,3 @@ def markdown_table(doc: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# CLI hooks (wired into ``spikeformers.cli.COMMANDS`` as ``ablate``)
-
-
-def add_ablate_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags of ``spikeformers ablate``."""
-    from spikeformers.augment import add_augment_options
-    from spikeformers.cli import _add_data_args
-
-    p.add_argument(
-        "--teacher",
-        help="teacher fine-tuned on the task (default: fine-tune --pretrained-teacher first)",
-    )
-    p.add_argument(
-        "--pretrained-teacher", default="minilm", help="stage-1 teacher (default: minilm)"
-    )
-    p.add_argument("--model", default="spikebert-mini", help="student variant (spikebert-mini)")
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="student config overrides")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (0)")
-    p.add_argument("--variants", nargs="+", choices=VARIANT_NAMES, default=list(VARIANT_NAMES))
-    p.add_argument("--unlabelled-file", help="stage-1 text (default: the training sentences)")
-    g = p.add_argument_group("training")
-    g.add_argument("--teacher-epochs", type=float, default=3.0, help="teacher fine-tuning (3)")
-    g.add_argument("--stage1-epochs", type=float, default=1.0, help="stage-1 epochs (1)")
-    g.add_argument("--stage1-lr", type=float, default=1e-3, help="stage-1 learning rate (1e-3)")
-    g.add_argument("--stage1-max-steps", type=int, help="cap stage-1 optimizer steps")
-    g.add_argument("--stage2-epochs", type=float, default=3.0, help="stage-2 epochs (3)")
-    g.add_argument("--stage2-lr", type=float, default=5e-4, help="stage-2 learning rate (5e-4)")
-    g.add_argument("--stage2-max-steps", type=int, help="cap stage-2 optimizer steps")
-    g.add_argument("--batch-size", type=int, default=32, help="training batch size (32)")
-    g.add_argument("--eval-batch-size", type=int, default=64)
-    g.add_argument("--temperature", type=float, default=1.0, help="KL temperature (1.0)")
-    a = p.add_argument_group("augmentation (Tang et al. 2019)")
-    add_augment_options(a)
-    _add_data_args(p)
-    p.add_argument("--out", required=True, help="folder of the study's runs and tables")
-    p.add_argument("--table", help="also write the tables to TABLE.md and TABLE.json")
-    p.add_argument("--resume", action="store_true", help="reuse finished runs in --out")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-
-
-def ablation_config_from_args(a: argparse.Namespace) -> AblationConfig:
-    """:class:`AblationConfig` from the flags of :func:`add_ablate_arguments`."""
-    from spikeformers.augment import augment_config_from_args
-    from spikeformers.cli import _data_args, parse_overrides
-
-    data = _data_args(a)
-
-    def train(epochs: float, lr: float, max_steps: int | None) -> TrainConfig:
-        return TrainConfig(
-            epochs=epochs,
-            lr=lr,
-            max_steps=max_steps,
-            batch_size=a.batch_size,
-            eval_batch_size=a.eval_batch_size,
-        )
-
-    return AblationConfig(
-        data=data,
-        out_dir=a.out,
-        teacher=a.teacher,
-        pretrained_teacher=a.pretrained_teacher,
-        model=a.model,
-        model_overrides=parse_overrides(a.set),
-        seeds=tuple(a.seeds),
-        variants=tuple(a.variants),
-        teacher_train=dataclasses.replace(TEACHER_TRAIN_DEFAULTS, epochs=a.teacher_epochs),
-        stage1_train=train(a.stage1_epochs, a.stage1_lr, a.stage1_max_steps),
-        stage2_train=train(a.stage2_epochs, a.stage2_lr, a.stage2_max_steps),
-        distill=DistillConfig.for_stage("task", temperature=a.temperature),
-        augment=augment_config_from_args(a, seed=0, max_length=data.max_length),
-        tagger=a.tagger,
-        spacy_model=a.spacy_model,
-        unlabelled_file=a.unlabelled_file,
-        device=a.device,
-        resume=a.resume,
-    )
-
-
-def run_ablate(a: argparse.Namespace) -> int:
-    """Run the SpikeBERT ablation study (Table 3) and write Markdown and JSON tables."""
-    doc = run_ablation(ablation_config_from_args(a), show_progress=not a.no_progress)
-    if a.table:
-        write_json(f"{a.table}.json", doc)
-        Path(f"{a.table}.md").write_text(markdown_table(doc), encoding="utf-8")
-    sys.stdout.write(markdown_table(doc))
-    return 0

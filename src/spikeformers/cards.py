@@ -18,6 +18,7 @@ teacher folder is named under ``teacher`` instead. :func:`push_run` uploads a ru
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -25,6 +26,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from spikeformers.data.config import DataArgs
+from spikeformers.distill.distiller import TERM_WEIGHTS
 from spikeformers.utils.io import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -54,12 +57,8 @@ def _read(path: Path, required: bool = True) -> dict | None:
 
 # -- the command that reproduces a run -------------------------------------------------------------
 
-_DATA_DEFAULTS = {
-    "text_column": "sentence",
-    "label_column": "label",
-    "encoding": "utf-8",
-    "split_seed": 0,
-}
+# a data setting equal to DataArgs' default needs no flag
+_DATA_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DataArgs)}
 _TRAIN_FLAGS = (
     "epochs",
     "max_steps",
@@ -125,7 +124,7 @@ def _set_flags(overrides: dict | None) -> list[str]:
 def _distill_flags(rc: dict) -> list[str]:
     d = rc.get("distill") or {}
     out = ["--stage", d.get("stage", rc["command"].removeprefix("distill-"))]
-    for k in ("w_emb", "w_ce", "w_logit", "w_feat", "w_attn", "temperature"):
+    for k in (*TERM_WEIGHTS.values(), "temperature"):
         if k in d:
             out += [_flag(k), _value(d[k])]
     if d.get("skip_first_teacher_layers"):
@@ -516,22 +515,6 @@ def push_run(run: str | Path, repo_id: str, *, private: bool = False) -> str:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise OSError(f"cannot push {run} to {repo_id}: {type(e).__name__}: {reason}") from e
     return str(getattr(info, "commit_url", info))
-
-
-def add_push_arguments(parser) -> None:
-    """Flags of ``spikeformers push``."""
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="finished run folder")
-    parser.add_argument("--repo-id", required=True, help="Hub repository, e.g. user/my-spikebert")
-    parser.add_argument("--private", action="store_true", help="create the repository private")
-
-
-def run_push(args) -> int:
-    """Upload a run folder (with its model card) to the Hugging Face Hub."""
-    import sys
-
-    url = push_run(args.run_dir, args.repo_id, private=args.private)
-    sys.stdout.write(f"{url}\n")
-    return 0
 
 
 def refresh_card(run: str | Path) -> Path | None:

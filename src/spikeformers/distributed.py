@@ -202,11 +202,6 @@ def wrap_ddp(objective: nn.Module, env: DistEnv) -> nn.Module:
     return DistributedDataParallel(objective, **kwargs)
 
 
-def unwrap(module: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (``.module``), or ``module`` itself."""
-    return getattr(module, "module", module)
-
-
 # -- data ------------------------------------------------------------------------------------
 
 

@@ -292,7 +292,7 @@ def _energy(out: Path, data: DataArgs, cfg: QuickstartConfig, device: str | None
 
     Writes the full report to ``student/energy.json`` (read by ``spikeformers report``).
     """
-    from spikeformers.energy.cli import energy_of_run
+    from spikeformers.workflows.energy import energy_of_run
 
     n = 8 if cfg.fast else ENERGY_SAMPLES
     report, payload = energy_of_run(

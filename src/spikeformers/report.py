@@ -37,6 +37,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from spikeformers.plots import energy_unit, figure, save_png
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -63,27 +65,6 @@ _CATEGORIES = (
     ("membrane update", "#8172b3"),
     ("other float ops", "#b0b0b0"),
 )
-
-
-def _figure(width: float, height: float):
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        from spikeformers.data.examples import MissingDependencyError
-
-        raise MissingDependencyError(
-            "plots need matplotlib: pip install 'spikeformers[plots]' (or pip install matplotlib)"
-        ) from e
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", bbox_inches="tight")
-    return path
 
 
 # -- runs ----------------------------------------------------------------------------------------
@@ -271,7 +252,7 @@ def spike_raster(
 
 
 def _run_raster(run: Run, sentence: str) -> list[Raster]:
-    from spikeformers.pipeline import load_any
+    from spikeformers.workflows.inference import load_any
 
     model, tokenizer = load_any(run.path)
     enc = tokenizer(sentence, return_tensors="pt", truncation=True, max_length=128)
@@ -287,7 +268,7 @@ def plot_firing_rates(run: Run, path: Path) -> Path | None:
     if not rates:
         return None
     names = list(rates)
-    fig = _figure(7.5, max(2.5, 0.22 * len(names) + 1.2))
+    fig = figure(7.5, max(2.5, 0.22 * len(names) + 1.2))
     ax = fig.add_subplot()
     ax.barh(range(len(names)), [rates[n] for n in names], color="#4c72b0")
     ax.set_yticks(range(len(names)), names, fontsize=7)
@@ -297,14 +278,14 @@ def plot_firing_rates(run: Run, path: Path) -> Path | None:
     )
     ax.set_title(f"{run.name}: firing rate per spiking layer")
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_raster(run_name: str, rasters: list[Raster], path: Path) -> Path | None:
     """One panel per module: neurons (rows) x steps (columns), black = spike."""
     if not rasters:
         return None
-    fig = _figure(8.0, 1.9 * len(rasters) + 0.6)
+    fig = figure(8.0, 1.9 * len(rasters) + 0.6)
     axes = fig.subplots(len(rasters), 1, squeeze=False)[:, 0]
     for ax, r in zip(axes, rasters, strict=True):
         ax.imshow(r.spikes, aspect="auto", interpolation="nearest", cmap="Greys", vmin=0, vmax=1)
@@ -318,7 +299,7 @@ def plot_raster(run_name: str, rasters: list[Raster], path: Path) -> Path | None
                 ax.axvline(x - 0.5, color="#c44e52", lw=0.6, alpha=0.6)
     axes[-1].set_xlabel("step (leading output axes flattened; red lines: next index of the first)")
     fig.suptitle(f"{run_name}: spikes of one sentence", fontsize=10)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def layer_group(name: str) -> str:
@@ -367,13 +348,6 @@ def energy_by_layer(energy: dict) -> dict[str, dict[str, float]]:
     return groups
 
 
-def _unit(max_pj: float) -> tuple[float, str]:
-    for scale, unit in ((1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ")):
-        if max_pj >= scale:
-            return scale, unit
-    return 1.0, "pJ"
-
-
 def plot_energy_layers(run: Run, path: Path) -> Path | None:
     """Stacked horizontal bars: energy per layer by operation kind (full accounting)."""
     if not run.energy or not run.energy.get("layers"):
@@ -381,8 +355,8 @@ def plot_energy_layers(run: Run, path: Path) -> Path | None:
     groups = energy_by_layer(run.energy)
     names = list(groups)
     totals = [sum(groups[n].values()) for n in names]
-    scale, unit = _unit(max(totals, default=0.0))
-    fig = _figure(8.0, max(2.5, 0.28 * len(names) + 1.6))
+    scale, unit = energy_unit(max(totals, default=0.0))
+    fig = figure(8.0, max(2.5, 0.28 * len(names) + 1.6))
     ax = fig.add_subplot()
     left = [0.0] * len(names)
     for cat, color in _CATEGORIES:
@@ -404,7 +378,7 @@ def plot_energy_layers(run: Run, path: Path) -> Path | None:
     )
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 @dataclass
@@ -468,8 +442,8 @@ def plot_accuracy_vs_energy(runs: list[Run], path: Path) -> Path | None:
     if not points:
         return None
     energies = [x for p in points for x in (p.paper_pj, p.full_pj) if x]
-    scale, unit = _unit(max(energies))
-    fig = _figure(7.0, 4.5)
+    scale, unit = energy_unit(max(energies))
+    fig = figure(7.0, 4.5)
     ax = fig.add_subplot()
     for i, p in enumerate(points):
         color = "#c44e52" if p.teacher else f"C{i % 10}"
@@ -511,7 +485,7 @@ def plot_accuracy_vs_energy(runs: list[Run], path: Path) -> Path | None:
     ax.set_title("accuracy vs energy")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -520,7 +494,7 @@ def plot_accuracy_vs_energy(runs: list[Run], path: Path) -> Path | None:
 def _fmt_pj(pj: float | None) -> str:
     if pj is None:
         return "-"
-    scale, unit = _unit(pj)
+    scale, unit = energy_unit(pj)
     return f"{pj / scale:.3g} {unit}"
 
 
@@ -550,7 +524,7 @@ def write_report(
         FileNotFoundError: No run folder found.
         MissingDependencyError: matplotlib is not installed.
     """
-    _figure(1, 1)  # fail early, with the install hint, when matplotlib is missing
+    figure(1, 1)  # fail early, with the install hint, when matplotlib is missing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = find_runs(run_dir_or_dirs)

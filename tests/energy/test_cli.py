@@ -7,20 +7,14 @@ import json
 
 import pytest
 
-from spikeformers.cli import _add_data_args
-from spikeformers.energy.cli import (
-    add_energy_arguments,
-    add_report_arguments,
-    run_energy,
-    run_report,
-)
+from spikeformers.cli import energy as energy_cli
+from spikeformers.cli import report as report_cli
 from tests.energy.helpers import save_student, write_csv_data
 
 
 def _energy_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser()
-    add_energy_arguments(p)
-    _add_data_args(p)
+    energy_cli.build(p)
     return p
 
 
@@ -53,7 +47,7 @@ def test_energy_command_prints_table_and_writes_energy_json(
             "cpu",
         ]
     )
-    assert run_energy(args) == 0
+    assert energy_cli.run(args) == 0
     out = capsys.readouterr().out
     assert "paper convention" in out and "student / teacher" in out and "Horowitz" in out
     assert "booking rule: one rule for every family" in out
@@ -90,7 +84,7 @@ def test_energy_command_custom_table_output_and_json(tmp_path, tokenizer, capsys
             "transforms",
         ]
     )
-    assert run_energy(args) == 0
+    assert energy_cli.run(args) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["constants"]["mac_pj"] == 1.0 and printed["exclude"] == ["transforms"]
     assert json.loads(out_file.read_text())["totals"] == printed["totals"]
@@ -111,7 +105,7 @@ def test_energy_command_rejects_bad_table(tmp_path, tokenizer):
         ]
     )
     with pytest.raises(ValueError, match="unknown energy table"):
-        run_energy(args)
+        energy_cli.run(args)
 
 
 def test_report_command_writes_files(tmp_path, tokenizer, capsys):
@@ -124,9 +118,9 @@ def test_report_command_writes_files(tmp_path, tokenizer, capsys):
     tokenizer.save_pretrained(teacher)
     make_runs(tmp_path / "runs", tokenizer, teacher)
     p = argparse.ArgumentParser()
-    add_report_arguments(p)
+    report_cli.build(p)
     args = p.parse_args([str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--no-raster"])
-    assert run_report(args) == 0
+    assert report_cli.run(args) == 0
     printed = capsys.readouterr().out.split()
     assert printed[-1].endswith("report.md")
     assert (tmp_path / "rep" / "accuracy_vs_energy.png").is_file()

@@ -132,20 +132,18 @@ def test_break_even_rate_by_construction():
 
 
 def test_energy_cli_precision_convention_and_plot(tmp_path, tokenizer, tiny_teacher_dir, capsys):
-    from spikeformers.cli import _add_data_args
-    from spikeformers.energy.cli import add_energy_arguments, run_energy
+    from spikeformers.cli import energy as energy_cli
     from tests.energy.helpers import save_student, write_csv_data
 
     data = write_csv_data(tmp_path)
     student = save_student(tmp_path / "student", tokenizer)
     p = argparse.ArgumentParser()
-    add_energy_arguments(p)
-    _add_data_args(p)
+    energy_cli.build(p)
     argv = ["--model", str(student), "--teacher", str(tiny_teacher_dir), "--train-file",
             data["train"], "--test-file", data["test"], "--max-length", "16", "--max-samples",
             "2", "--device", "cpu", "--precision", "int8", "--convention", "memory",
             "--plot", str(tmp_path / "be.png")]  # fmt: skip
-    assert run_energy(p.parse_args(argv)) == 0
+    assert energy_cli.run(p.parse_args(argv)) == 0
     out = capsys.readouterr().out
     assert "memory-aware convention, per layer" in out and "break-even firing rate" in out
     assert "paper   convention: student" in out and "8-bit data" in out
@@ -160,4 +158,4 @@ def test_energy_cli_precision_convention_and_plot(tmp_path, tokenizer, tiny_teac
     assert set(energy["break_even"]) == {"paper", "full", "memory"}
     assert (tmp_path / "be.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="not both"):
-        run_energy(p.parse_args([*argv, "--table", "45nm-fp16"]))
+        energy_cli.run(p.parse_args([*argv, "--table", "45nm-fp16"]))

@@ -214,16 +214,17 @@ def test_gradient_checkpointing_gives_bitwise_equal_gradients_and_saves_less(mon
     assert saved[1] < 0.5 * saved[0]
 
 
-def test_gradient_checkpointing_flag_reaches_the_train_config():
-    from spikeformers.cli import _train_config, build_parser
+def test_gradient_checkpointing_flag_reaches_thetrain_config():
+    from spikeformers.cli import build_parser
+    from spikeformers.cli.options import train_config
 
     for base in (
         ["train", "--model", "spikebert-tiny", "--task", "sst2", "--out", "x"],
         ["distill", "--stage", "task", "--task", "sst2", "--out", "x"],
     ):
         args = build_parser().parse_args([*base, "--gradient-checkpointing"])
-        assert _train_config(args).gradient_checkpointing
-        assert not _train_config(build_parser().parse_args(base)).gradient_checkpointing
+        assert train_config(args).gradient_checkpointing
+        assert not train_config(build_parser().parse_args(base)).gradient_checkpointing
 
 
 def test_families_without_gradient_checkpointing_say_so():

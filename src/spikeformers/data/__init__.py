@@ -2,13 +2,23 @@
 
 - :mod:`~spikeformers.data.examples`: ``Example``, ``TaskSpec``, ``DatasetSplits``, ``DataError``.
 - :mod:`~spikeformers.data.readers`: decoding and parsing files (one place for encodings).
-- :mod:`~spikeformers.data.tasks`: named tasks, your own files, the hub, the embedded default
-  (Rotten Tomatoes) and unlabelled text.
+- :mod:`~spikeformers.data.labels`: reading labels (inferred or a known label set).
+- :mod:`~spikeformers.data.tasks`: named tasks, your own files, the hub.
+- :mod:`~spikeformers.data.default`: the embedded default (Rotten Tomatoes).
+- :mod:`~spikeformers.data.unlabelled`: unlabelled text for stage-1 distillation.
+- :mod:`~spikeformers.data.config`: ``DataArgs`` and ``load_data`` (one source, checked).
+- :mod:`~spikeformers.data.transfer`: reading ``spikeformers augment``'s transfer sets.
 - :mod:`~spikeformers.data.splits`: seeded, stratified splits.
 - :mod:`~spikeformers.data.text_classification`: tokenisation, padding, data loaders.
 - :mod:`~spikeformers.data.metrics`: accuracy, F1, MCC, Pearson/Spearman.
 """
 
+from spikeformers.data.default import (
+    ROTTEN_TOMATOES,
+    find_rotten_tomatoes_file,
+    load_rotten_tomatoes,
+    rotten_tomatoes_plots,
+)
 from spikeformers.data.examples import (
     DataError,
     DatasetSplits,
@@ -18,19 +28,7 @@ from spikeformers.data.examples import (
 )
 from spikeformers.data.metrics import compute_metrics, primary_metric
 from spikeformers.data.splits import stratified_split
-from spikeformers.data.tasks import (
-    ROTTEN_TOMATOES,
-    TASKS,
-    find_rotten_tomatoes_file,
-    load_files,
-    load_hub_dataset,
-    load_rotten_tomatoes,
-    load_task,
-    load_unlabelled_text,
-    rotten_tomatoes_plots,
-    split_words,
-    task_sentences,
-)
+from spikeformers.data.tasks import TASKS, load_files, load_hub_dataset, load_task
 from spikeformers.data.text_classification import (
     EncodedDataset,
     LengthGroupedBatchSampler,
@@ -38,6 +36,7 @@ from spikeformers.data.text_classification import (
     encode_examples,
     make_dataloader,
 )
+from spikeformers.data.unlabelled import load_unlabelled_text, split_words, task_sentences
 
 __all__ = [
     "ROTTEN_TOMATOES",

@@ -64,6 +64,18 @@ logger = logging.getLogger(__name__)
 Stage = Literal["general", "task"]
 
 
+# Loss term -> the DistillConfig field that weights it, in the order the terms are summed.
+TERM_WEIGHTS: dict[str, str] = {
+    "emb": "w_emb",
+    "feat": "w_feat",
+    "attn": "w_attn",
+    "ce": "w_ce",
+    "kl": "w_logit",
+}
+TASK_ONLY_TERMS = ("ce", "kl")
+"""Terms that need labels or a task teacher: the general stage never computes them."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class DistillConfig:
     """Loss weights and options of one distillation stage."""
@@ -95,7 +107,7 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.stage not in ("general", "task"):
             raise ValueError(f"stage must be 'general' or 'task', got {self.stage!r}")
-        for name in ("w_emb", "w_ce", "w_logit", "w_feat", "w_attn"):
+        for name in TERM_WEIGHTS.values():
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.temperature <= 0:
@@ -113,10 +125,15 @@ class DistillConfig:
     @property
     def active_terms(self) -> tuple[str, ...]:
         """Loss terms with a non-zero weight (the ones the distiller computes)."""
-        terms = [("emb", self.w_emb), ("feat", self.w_feat), ("attn", self.w_attn)]
-        if self.stage == "task":
-            terms += [("ce", self.w_ce), ("kl", self.w_logit)]
-        return tuple(name for name, w in terms if w > 0)
+        return tuple(
+            term
+            for term in TERM_WEIGHTS
+            if self.weight(term) > 0 and (self.stage == "task" or term not in TASK_ONLY_TERMS)
+        )
+
+    def weight(self, term: str) -> float:
+        """The weight of loss ``term`` (a key of :data:`TERM_WEIGHTS`)."""
+        return getattr(self, TERM_WEIGHTS[term])
 
 
 @dataclass
@@ -388,16 +405,9 @@ class Distiller(nn.Module):
                 if z_t is None:
                     raise ValueError("the logit KL needs a classification teacher or stored logits")
                 terms["kl"] = self.kl(out.logits, z_t)
-        weights = {
-            "emb": cfg.w_emb,
-            "feat": cfg.w_feat,
-            "attn": cfg.w_attn,
-            "ce": cfg.w_ce,
-            "kl": cfg.w_logit,
-        }
         if not terms:
             raise ValueError("every loss weight is 0: nothing to train")
-        total = sum(weights[k] * v for k, v in terms.items())
+        total = sum(cfg.weight(k) * v for k, v in terms.items())
         return {"loss": total, **terms}
 
     def _attention_loss(

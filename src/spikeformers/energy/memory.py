@@ -394,7 +394,7 @@ def summary_lines(payload: dict[str, Any]) -> list[str]:
 def plot_break_even(payload: dict[str, Any], path, title: str = "student") -> Any:
     """Energy per sample against the input firing rate, one line per convention, with the
     teacher's energy and the break-even point of each (needs a teacher in the payload)."""
-    from spikeformers.report import _figure, _save, _unit
+    from spikeformers.plots import energy_unit, figure, save_png
 
     be = payload.get("break_even")
     if not be:
@@ -404,8 +404,8 @@ def plot_break_even(payload: dict[str, Any], path, title: str = "student") -> An
         return None
     teacher = payload["teacher_totals"]
     top = max(max(teacher.values()), *payload["totals"].values())
-    scale, unit = _unit(top)
-    fig = _figure(6.5, 4.0)
+    scale, unit = energy_unit(top)
+    fig = figure(6.5, 4.0)
     ax = fig.add_subplot()
     colors = {PAPER: "#4c72b0", FULL: "#dd8452", MEMORY: "#55a868"}
     xmax = 1.0
@@ -425,4 +425,4 @@ def plot_break_even(payload: dict[str, Any], path, title: str = "student") -> An
     ax.set_title(f"{title}: energy vs firing rate (dashed: teacher)", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -8,11 +8,6 @@ import sys
 PACKAGE_LOGGER = "spikeformers"
 
 
-def get_logger(name: str) -> logging.Logger:
-    """Return the logger for module ``name`` (a child of the package logger)."""
-    return logging.getLogger(name)
-
-
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at emit time (it may be swapped, e.g. by pytest)."""
 
