@@ -382,6 +382,52 @@ def cmd_quickstart(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(a: argparse.Namespace) -> int:
+    """Run a recipe end to end: teacher, every stage, the test split once, energy, report."""
+    from spikeformers.recipes import load_recipe
+    from spikeformers.recipes.runner import RunOptions, format_summary, run_recipe
+
+    opts = RunOptions(
+        seed=a.seed,
+        teacher=a.teacher,
+        device=a.device,
+        show_progress=not a.no_progress,
+        resume=a.resume,
+        overwrite=a.overwrite,
+        save_every=a.save_every,
+        max_steps=a.max_steps,
+        direct=True if a.direct else None,
+        report=not a.no_report,
+    )
+    summary = run_recipe(load_recipe(a.recipe), a.out, _data_args(a), opts)
+    sys.stderr.write(format_summary(summary, f"spikeformers run --recipe {a.recipe}"))
+    _emit(summary)
+    return 0
+
+
+def _build_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--recipe",
+        required=True,
+        help="spikebert, spikingbert, snnbert (packaged) or a recipe YAML file (copy one from "
+        "src/spikeformers/recipes/ and edit it)",
+    )
+    p.add_argument(
+        "--teacher",
+        help="teacher folder or id (default: the recipe's); a folder already fine-tuned for the "
+        "data's labels is used as is, anything else is fine-tuned first",
+    )
+    p.add_argument("--resume", action="store_true", help="continue a run: finished stages skip")
+    p.add_argument(
+        "--save-every", type=int, default=0, metavar="N", help="checkpoint every N steps"
+    )
+    p.add_argument("--max-steps", type=int, help="smoke test: every stage stops after N steps")
+    p.add_argument("--direct", action="store_true", help="also train the directly trained twin")
+    p.add_argument("--no-report", action="store_true", help="skip the report/ folder")
+    _add_data_args(p)
+    _add_run_args(p)
+
+
 def _build_energy(p: argparse.ArgumentParser) -> None:
     from spikeformers.energy.cli import add_energy_arguments
 
@@ -576,6 +622,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] =
         _lazy("spikeformers.cards", "add_push_arguments"),
         _lazy("spikeformers.cards", "run_push"),
     ),
+    "run": ("run a recipe end to end (--recipe spikebert|...|FILE.yaml)", _build_run, cmd_run),
     "quickstart": (
         "run the whole pipeline offline on the embedded default",
         _build_quickstart,

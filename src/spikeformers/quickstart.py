@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,7 +182,9 @@ def run_options(
 
 
 def _stages(out_dir: Path, cfg: QuickstartConfig, data: DataArgs, spec=None, **common):
-    opts = run_options(cfg, device=common.get("device"), show_progress=common.get("show_progress", True))
+    opts = run_options(
+        cfg, device=common.get("device"), show_progress=common.get("show_progress", True)
+    )
     if not common.get("overwrite", False):
         opts = dataclasses.replace(opts, overwrite=False)
     return recipe_runner.StageRunner(quickstart_recipe(cfg, spec), Path(out_dir).parent, data, opts)

@@ -148,9 +148,7 @@ def _section(raw: Any, name: str, path: str) -> dict:
                 f"{path}: unknown key {full!r} (known in {where}: {', '.join(schema)})"
             )
         if not isinstance(value, schema[key]) or (schema[key] is int and isinstance(value, bool)):
-            raise RecipeError(
-                f"{path}: {full} must be a {schema[key].__name__}, got {value!r}"
-            )
+            raise RecipeError(f"{path}: {full} must be a {schema[key].__name__}, got {value!r}")
     for key in _REQUIRED.get(name, ()):
         if key not in raw:
             raise RecipeError(f"{path}: missing key {f'{name}.{key}' if name else key!r}")

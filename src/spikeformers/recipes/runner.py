@@ -82,7 +82,8 @@ def finetuned_for(teacher: str, num_labels: int) -> bool:
         return False
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     heads = [a for a in cfg.get("architectures") or [] if a.endswith("ForSequenceClassification")]
-    n = cfg.get("num_labels", len(cfg.get("id2label") or {}) or None)
+    # transformers writes id2label only when it differs from its default of 2 labels
+    n = len(cfg["id2label"]) if cfg.get("id2label") else cfg.get("num_labels", 2)
     return bool(heads) and n == num_labels
 
 
@@ -133,9 +134,11 @@ class StageRunner:
         src = self.opts.teacher or self.recipe.teacher
         if finetuned_for(src, splits.task.num_labels):
             logger.info("teacher %s: already fine-tuned for %s, used as is", src, splits.task.name)
-            m = json.loads((Path(src) / "metrics.json").read_text(encoding="utf-8")) if (
-                Path(src) / "metrics.json"
-            ).is_file() else {}
+            m = (
+                json.loads((Path(src) / "metrics.json").read_text(encoding="utf-8"))
+                if (Path(src) / "metrics.json").is_file()
+                else {}
+            )
             return Path(src), m
         m = self.stage(
             name,
