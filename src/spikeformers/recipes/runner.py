@@ -48,6 +48,9 @@ class RunOptions:
     teacher: str | None = None
     """Teacher folder or id (``None``: the recipe's). A folder with a classification head of the
     data's label count is used as the fine-tuned teacher; anything else is fine-tuned first."""
+    finetuned_teacher: str | None = None
+    """A teacher folder already fine-tuned on this data, reused instead of fine-tuning one
+    (``teacher`` stays the pre-trained teacher of stage 1); one that is not is an error."""
     device: str | None = None
     show_progress: bool = True
     resume: bool = False
@@ -132,6 +135,13 @@ class StageRunner:
         """The fine-tuned teacher's folder and its fit metrics (fine-tuned into ``OUT/name``
         unless the given teacher already is one for this data)."""
         src = self.opts.teacher or self.recipe.teacher
+        given = self.opts.finetuned_teacher
+        if given and not finetuned_for(given, splits.task.num_labels):
+            raise ValueError(
+                f"{given}: not a teacher fine-tuned for {splits.task.name} (no classification "
+                f"head with {splits.task.num_labels} outputs in its config.json)"
+            )
+        src = given or src
         if finetuned_for(src, splits.task.num_labels):
             logger.info("teacher %s: already fine-tuned for %s, used as is", src, splits.task.name)
             m = (
