@@ -343,6 +343,11 @@ def _score(rec: dict, part: str = "test") -> float:
     return 100.0 * src[rec["metric"]]
 
 
+def row_name(rec: dict) -> str:
+    """The table row of a result: the family, ``-direct`` for its directly trained twin."""
+    return rec["family"] + ("-direct" if rec["model"] == "direct" else "")
+
+
 def table_rows(records: list[dict], table: str) -> list[dict]:
     """Per row (teacher(s) and each family): per-dataset scores over seeds, average, gap to the
     teacher, energy ratios. The average and gap use the datasets the row has (all when full)."""
@@ -361,8 +366,8 @@ def table_rows(records: list[dict], table: str) -> list[dict]:
         for d, xs in scores.items():
             teacher_mean[d] = statistics.mean(xs)
         rows.append({"row": label, "scores": scores, "energy": None})
-    for fam in sorted({r["family"] for r in recs}):
-        fr = [r for r in recs if r["family"] == fam]
+    for fam in sorted({row_name(r) for r in recs}):
+        fr = [r for r in recs if row_name(r) == fam]
         scores: dict[str, list[float]] = {}
         for r in sorted(fr, key=lambda r: r["seed"]):
             scores.setdefault(r["dataset"], []).append(_score(r))

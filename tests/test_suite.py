@@ -30,6 +30,7 @@ def _rec(dataset: str, seed: int, acc: float, teacher_acc: float, ratio: float) 
         "table": "spikebert",
         "metric": "accuracy",
         "family": "spikebert",
+        "model": "student",
         "seed": seed,
         "config": {"budget": {"name": "30min"}, "max_steps": None},
         "teacher": {"name": "minilm", "test": {"accuracy": teacher_acc}},
@@ -49,7 +50,12 @@ def synthetic() -> list[dict]:
 
 
 def test_table_rows_by_hand():
-    rows = {r["row"]: r for r in suite.table_rows(synthetic(), "spikebert")}
+    twin = {**_rec("mr", 0, 0.60, 0.80, 0.5), "model": "direct"}
+    rows = {r["row"]: r for r in suite.table_rows([*synthetic(), twin], "spikebert")}
+    # the directly trained twin has a row of its own: MR 60; the MR teacher is the mean over
+    # seeds 0 and 1 (80, 82: one teacher per dataset x seed), so the gap is 81 - 60
+    assert rows["spikebert-direct"]["avg"] == pytest.approx(60.0)
+    assert rows["spikebert-direct"]["gap"] == pytest.approx(21.0)
     t, s = rows["teacher: minilm"], rows["spikebert"]
     # teacher: SST-2 90 (3 seeds), MR (80 + 82) / 2 = 81; average (90 + 81) / 2
     assert t["avg"] == pytest.approx(85.5) and t["gap"] is None
