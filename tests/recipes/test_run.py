@@ -1,0 +1,216 @@
+"""``spikeformers run`` end to end on tiny data with a tiny teacher, resuming, recipe files.
+
+Tiny CSVs (``csv_data``: train 48, dev 16, test 16 rows) and BERT teachers built from a
+BertConfig; students are the packaged recipes with tiny config overrides and 2 steps a stage.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from spikeformers import pipeline
+from spikeformers.cards import read_card_metadata
+from spikeformers.cli import main
+from spikeformers.recipes import RecipeError, load_recipe, recipe_path
+from spikeformers.recipes.runner import RunOptions, run_recipe
+from tests.conftest import make_tiny_teacher, tiny_overrides
+
+
+def tiny_recipe(tmp_path: Path, family: str, tokenizer, **top) -> Path:
+    """The packaged ``family`` recipe with a tiny student and 8 priced texts, as a YAML file."""
+    raw = yaml.safe_load(recipe_path(family).read_text())
+    variant = raw["student"]["variant"]
+    raw["student"]["overrides"] = tiny_overrides(len(tokenizer), name=variant)
+    raw["energy"] = {"samples": 8}
+    raw.update(top)
+    path = tmp_path / f"{family}-tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _data(csv_data) -> pipeline.DataArgs:
+    return pipeline.DataArgs(
+        train_file=csv_data["train"],
+        validation_file=csv_data["dev"],
+        test_file=csv_data["test"],
+        max_length=16,
+    )
+
+
+def _file_flags(csv_data) -> list[str]:
+    return [
+        "--train-file",
+        csv_data["train"],
+        "--validation-file",
+        csv_data["dev"],
+        "--test-file",
+        csv_data["test"],
+        "--max-length",
+        "16",
+    ]
+
+
+@pytest.mark.slow
+def test_run_writes_every_artefact(tmp_path, tokenizer, csv_data, capsys):
+    # a pre-trained teacher without a classification head: the run fine-tunes it first
+    pre = tmp_path / "pretrained"
+    make_tiny_teacher(len(tokenizer), num_labels=None).save_pretrained(pre)
+    tokenizer.save_pretrained(pre)
+    recipe = tiny_recipe(tmp_path, "spikebert", tokenizer, direct=True)
+    out = tmp_path / "run"
+    argv = ["run", "--recipe", str(recipe), "--teacher", str(pre), "--out", str(out)]
+    argv += [*_file_flags(csv_data), "--max-steps", "2", "--no-progress"]
+    assert main(argv) == 0
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == json.loads(capsys.readouterr().out)
+    stages = ("teacher", "stage1", "student", "direct")
+    for stage in stages:
+        assert (out / stage / "model.safetensors").is_file(), stage
+        metrics = json.loads((out / stage / "metrics.json").read_text())
+        assert "test" not in metrics, f"{stage} scored the test split during training"
+    for stage in ("teacher", "student", "direct"):
+        assert "validation" in json.loads((out / stage / "metrics.json").read_text())
+    # the test split scored once at the end: 16 rows, the numbers the summary reports
+    test = json.loads((out / "test_metrics.json").read_text())
+    assert set(test) == {"teacher", "student", "direct"}
+    for role in test:
+        assert test[role]["num_examples"] == 16 and test[role]["split"] == "test"
+        assert summary[role]["accuracy"] == test[role]["accuracy"]
+    # ...and they are what scoring the saved student again gives
+    again = pipeline.evaluate_model(model_dir=out / "student", data=_data(csv_data), split="test")
+    assert again["accuracy"] == pytest.approx(summary["student"]["accuracy"])
+    assert (
+        summary["validation"]["student"]
+        == json.loads((out / "student" / "metrics.json").read_text())["validation"]
+    )
+    # energy under both conventions, for the student and the direct twin, against the teacher
+    for model, key in (("student", "energy"), ("direct", "direct_energy")):
+        e = json.loads((out / model / "energy.json").read_text())
+        assert e["num_samples"] == 8 and e["split"] == "test"
+        assert e["teacher_dir"] == str(out / "teacher")
+        for conv in ("energy_pj_paper", "energy_pj_full"):
+            assert e["totals"][conv] > 0 and e["teacher"]["totals"][conv] > 0
+        s = summary[key]
+        assert s["ratio_paper"] == pytest.approx(s["student_uj_paper"] / s["teacher_uj_paper"])
+        assert s["ratio_full"] == pytest.approx(s["student_uj_full"] / s["teacher_uj_full"])
+    # stage 1 read the training texts without labels: one line per training row
+    assert len((out / "unlabelled.txt").read_text().splitlines()) == 48
+    # the student's model card names its metrics and, rewritten after pricing, its energy
+    meta = read_card_metadata(out / "student" / "README.md")
+    assert meta["model-index"][0]["results"]
+    assert "energy" in (out / "student" / "README.md").read_text().lower()
+    if importlib.util.find_spec("matplotlib"):
+        assert (out / "report" / "report.md").is_file()
+        assert summary["report"] == str(out / "report" / "report.md")
+    else:
+        assert summary["report"] is None and "matplotlib" in summary["report_missing"]
+    assert summary["config"]["recipe"]["source"] == str(recipe)
+
+
+@pytest.mark.slow
+def test_resume_after_an_interrupted_stage_skips_finished_ones(
+    tmp_path, tokenizer, tiny_teacher_dir, csv_data, monkeypatch
+):
+    recipe = load_recipe(tiny_recipe(tmp_path, "spikingbert", tokenizer))
+    out = tmp_path / "run"
+    opts = RunOptions(teacher=str(tiny_teacher_dir), max_steps=2, show_progress=False, report=False)
+    calls: list[tuple[str, str]] = []
+    real_distill, real_ft = pipeline.distill, pipeline.finetune_teacher
+
+    failed: list[bool] = []
+
+    def distill(**kw):
+        calls.append((kw["stage"], Path(kw["out_dir"]).name))
+        if kw["stage"] == "task" and not failed:  # the first task step is interrupted, once
+            failed.append(True)
+            raise KeyboardInterrupt
+        return real_distill(**kw)
+
+    def finetune(**kw):
+        calls.append(("teacher", Path(kw["out_dir"]).name))
+        return real_ft(**kw)
+
+    monkeypatch.setattr(pipeline, "distill", distill)
+    monkeypatch.setattr(pipeline, "finetune_teacher", finetune)
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(recipe, out, _data(csv_data), opts)
+    # the teacher already had a 2-class head: used as is, never fine-tuned
+    assert calls == [("general", "stage1"), ("task", "student-step1")]
+    assert not (out / "teacher").exists() and not (out / "summary.json").exists()
+
+    with pytest.raises(pipeline.RunDirError, match="--resume"):
+        run_recipe(recipe, out, _data(csv_data), opts)
+
+    calls.clear()
+    summary = run_recipe(recipe, out, _data(csv_data), RunOptions(**{**vars(opts), "resume": True}))
+    assert calls == [("task", "student-step1"), ("task", "student")]
+    assert summary["student"]["num_examples"] == 16
+    assert (out / "student-step1" / "metrics.json").is_file()
+    # a finished run resumes to its summary without training anything
+    calls.clear()
+    again = run_recipe(recipe, out, _data(csv_data), RunOptions(**{**vars(opts), "resume": True}))
+    assert calls == [] and again == summary
+
+
+# -- recipe files ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["spikebert", "spikingbert", "snnbert"])
+def test_packaged_recipes_load(family):
+    r = load_recipe(family)
+    assert r.family == family and r.variant == f"{family}-mini"
+    assert r.source.endswith(f"{family}.yaml") and Path(r.source).is_file()
+
+
+def test_spikingbert_recipe_has_two_task_steps_and_splits_the_epochs():
+    r = load_recipe("spikingbert")
+    assert len(r.task_steps) == 2
+    assert r.task_steps[1] == {"w_emb": 0.0, "w_feat": 0.0, "w_attn": 0.0}
+    # 5 epochs in all, 2.5 per step; the direct twin trains all 5
+    assert r.train_config("task", seed=3).epochs == 2.5
+    assert r.train_config("direct", seed=3).epochs == 5.0
+    assert r.train_config("task", seed=3).seed == 3
+
+
+def _write(tmp_path: Path, mutate) -> Path:
+    raw = yaml.safe_load(recipe_path("spikebert").read_text())
+    mutate(raw)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda r: r.update(epochs=3), r"unknown key 'epochs'"),
+        (lambda r: r["task"].update(stepz=[{}]), r"unknown key 'task.stepz'"),
+        (lambda r: r["task"]["steps"][0].update(w_kl=1.0), r"task.steps\[0\].w_kl"),
+        (lambda r: r["teacher"]["train"].update(learning_rate=1.0), r"teacher.train.learning_rate"),
+        (lambda r: r["general"]["train"].update(lr="fast"), r"general.train.lr = 'fast'"),
+        (lambda r: r["student"].update(variant="bert-huge"), r"'bert-huge' is not a registered"),
+        (lambda r: r["task"].update(steps=[]), r"task.steps is empty"),
+        (lambda r: r.pop("student"), r"missing key"),
+        (lambda r: r.update(direct="yes"), r"direct must be a bool"),
+    ],
+)
+def test_recipe_errors_name_the_file_and_the_key(tmp_path, mutate, match):
+    path = _write(tmp_path, mutate)
+    with pytest.raises(RecipeError, match=match) as e:
+        load_recipe(path)
+    assert str(path) in str(e.value)
+
+
+def test_recipe_that_is_not_yaml_or_not_a_file(tmp_path, capsys):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("family: [unclosed\n")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(bad)
+    assert main(["run", "--recipe", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert "neither a packaged recipe" in capsys.readouterr().err
