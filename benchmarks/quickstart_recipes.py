@@ -62,11 +62,11 @@ CANDIDATES: dict[str, dict] = {
         "config": {"cache_teacher": True, "freeze_embeddings": True},
     },
     "combo": {
-        "about": "cache, teacher 2 epochs, stage 1 3 epochs, word embeddings frozen in stage 2",
+        "about": "cache, teacher 2 epochs, stage 1 2 epochs, word embeddings frozen in stage 2",
         "config": {
             "cache_teacher": True,
             "teacher_epochs": 2.0,
-            "general_epochs": 3.0,
+            "general_epochs": 2.0,
             "freeze_embeddings": True,
         },
     },
