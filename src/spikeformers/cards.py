@@ -28,6 +28,7 @@ from typing import Any
 
 from spikeformers.data.config import DataArgs
 from spikeformers.distill.distiller import TERM_WEIGHTS
+from spikeformers.errors import CardError  # noqa: F401  (re-exported here)
 from spikeformers.utils.io import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -38,10 +39,6 @@ MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 M3E_HUB_ID = "moka-ai/m3e-small"  # --teacher m3e-small (spikeformers.distill.m3e)
 # files never uploaded: training state and temporary files
 PUSH_IGNORE = ["checkpoints/*", "checkpoints/**", ".*.tmp", "**/.*.tmp"]
-
-
-class CardError(ValueError):
-    """A folder is not a finished run (a file the card needs is missing or broken)."""
 
 
 def _read(path: Path, required: bool = True) -> dict | None:

