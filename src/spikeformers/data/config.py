@@ -236,6 +236,15 @@ def check_text_sizes(examples: list[Example], limit: int = MAX_TEXT_CHARS) -> No
                 )
 
 
+def load_training_data(args: DataArgs, do_test: bool) -> DatasetSplits:
+    """:func:`load_data` for a training command; with ``do_test`` the test split must be
+    scorable (checked before any training, so a run never fails at its end)."""
+    splits = load_data(args)
+    if do_test:
+        check_scorable(splits, "test", args, "--do-test")
+    return splits
+
+
 def check_scorable(splits: DatasetSplits, split: str, data: DataArgs, flag: str) -> list[Example]:
     """The examples of ``split``, which must exist and all be labelled to be scored.
 

@@ -468,6 +468,16 @@ def _autocast_state(device_type: str) -> tuple[bool, torch.dtype | None]:
         return torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
 
 
+def _replay_autocast(backward, ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    """Run ``backward(ctx, grad_out)`` under the autocast state the forward saw
+    (``ctx.autocast``, ``ctx.device_type``), so recomputed spikes equal the forward's."""
+    enabled, dtype = ctx.autocast
+    if not enabled:
+        return backward(ctx, grad_out)
+    with torch.autocast(ctx.device_type, dtype=dtype):
+        return backward(ctx, grad_out)
+
+
 def _charge_backward(
     dh: torch.Tensor,
     xm: torch.Tensor,
@@ -568,11 +578,7 @@ class _BPSNFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
-        enabled, dtype = ctx.autocast
-        if not enabled:
-            return _BPSNFunction._backward(ctx, grad_out)
-        with torch.autocast(ctx.device_type, dtype=dtype):
-            return _BPSNFunction._backward(ctx, grad_out)
+        return _replay_autocast(_BPSNFunction._backward, ctx, grad_out)
 
     @staticmethod
     def _backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -787,11 +793,7 @@ class _GradedFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
-        enabled, dtype = ctx.autocast
-        if not enabled:
-            return _GradedFunction._backward(ctx, grad_out)
-        with torch.autocast(ctx.device_type, dtype=dtype):
-            return _GradedFunction._backward(ctx, grad_out)
+        return _replay_autocast(_GradedFunction._backward, ctx, grad_out)
 
     @staticmethod
     def _backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:

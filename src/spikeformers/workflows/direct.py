@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spikeformers.data.config import DataArgs, check_scorable, load_data
+from spikeformers.data.config import DataArgs, load_training_data
 from spikeformers.distill.teacher import load_tokenizer
 from spikeformers.registry import is_saved_model
 from spikeformers.trainer import TrainConfig
@@ -45,9 +45,7 @@ def train_direct(
         show_progress=show_progress,
         report_to=report_to,
     ) as run:
-        splits = load_data(data)
-        if do_test:
-            check_scorable(splits, "test", data, "--do-test")
+        splits = load_training_data(data, do_test)
         saved_tok = is_saved_model(model) and (Path(model) / "tokenizer_config.json").is_file()
         tok = load_tokenizer(model if saved_tok else tokenizer)
         student = resolve_student(model, tok, splits, model_overrides or {})

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from spikeformers.data import DataError, Example, encode_examples, load_unlabelled_text
-from spikeformers.data.config import MAX_TEXT_CHARS, DataArgs, check_scorable, load_data
+from spikeformers.data.config import MAX_TEXT_CHARS, DataArgs, load_data, load_training_data
 from spikeformers.data.transfer import augmented_splits
 from spikeformers.distill.distiller import DistillConfig, Distiller, init_embeddings_from_teacher
 from spikeformers.distill.teacher import freeze, load_teacher, load_tokenizer
@@ -111,9 +111,7 @@ def distill(
             examples = [Example(text=t) for t in texts]
             t_model = freeze(load_teacher(teacher))
         else:
-            splits = load_data(data)
-            if do_test:
-                check_scorable(splits, "test", data, "--do-test")
+            splits = load_training_data(data, do_test)
             if augmented_file:
                 splits = augmented_splits(splits, augmented_file)
             examples = splits.train

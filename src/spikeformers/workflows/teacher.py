@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spikeformers.data.config import DataArgs, check_scorable, load_data
+from spikeformers.data.config import DataArgs, load_training_data
 from spikeformers.distill.teacher import load_teacher, load_tokenizer
 from spikeformers.trainer import TrainConfig
 from spikeformers.workflows.context import training_run
@@ -48,9 +48,7 @@ def finetune_teacher(
         show_progress=show_progress,
         report_to=report_to,
     ) as run:
-        splits = load_data(data)
-        if do_test:
-            check_scorable(splits, "test", data, "--do-test")
+        splits = load_training_data(data, do_test)
         tokenizer = load_tokenizer(teacher)
         model = load_teacher(
             teacher, num_labels=splits.task.num_labels, label_names=splits.task.label_names
