@@ -65,6 +65,9 @@ def test_run_writes_every_artefact(tmp_path, tokenizer, csv_data, capsys):
     out = tmp_path / "run"
     argv = ["run", "--recipe", str(recipe), "--teacher", str(pre), "--out", str(out)]
     argv += [*_file_flags(csv_data), "--max-steps", "2", "--no-progress"]
+    tracked = importlib.util.find_spec("tensorboard") is not None
+    if tracked:
+        argv += ["--report-to", "tensorboard"]
     assert main(argv) == 0
 
     summary = json.loads((out / "summary.json").read_text())
@@ -94,8 +97,10 @@ def test_run_writes_every_artefact(tmp_path, tokenizer, csv_data, capsys):
         e = json.loads((out / model / "energy.json").read_text())
         assert e["num_samples"] == 8 and e["split"] == "test"
         assert e["teacher_dir"] == str(out / "teacher")
-        for conv in ("energy_pj_paper", "energy_pj_full"):
+        for conv in ("energy_pj_paper", "energy_pj_full", "energy_pj_memory"):
             assert e["totals"][conv] > 0 and e["teacher"]["totals"][conv] > 0
+        # the memory-aware convention adds traffic to the full accounting's arithmetic
+        assert e["totals"]["energy_pj_memory"] > e["totals"]["energy_pj_full"]
         s = summary[key]
         assert s["ratio_paper"] == pytest.approx(s["student_uj_paper"] / s["teacher_uj_paper"])
         assert s["ratio_full"] == pytest.approx(s["student_uj_full"] / s["teacher_uj_full"])
@@ -111,6 +116,18 @@ def test_run_writes_every_artefact(tmp_path, tokenizer, csv_data, capsys):
     else:
         assert summary["report"] is None and "matplotlib" in summary["report_missing"]
     assert summary["config"]["recipe"]["source"] == str(recipe)
+    if tracked:  # every training stage logged its losses into its own folder
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        for stage in stages:
+            records = [
+                json.loads(x) for x in (out / stage / "train_log.jsonl").read_text().splitlines()
+            ]
+            acc = EventAccumulator(str(out / stage / "tensorboard"))
+            acc.Reload()
+            loss = [(ev.step, ev.value) for ev in acc.Scalars("train/loss")]
+            want = [(r["step"], pytest.approx(r["loss"], rel=1e-6)) for r in records if "lr" in r]
+            assert loss == want, stage
 
 
 @pytest.mark.slow

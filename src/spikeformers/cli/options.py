@@ -65,6 +65,11 @@ def add_train_args(p: argparse.ArgumentParser, defaults: Any = None) -> None:
         flags={"keep_last": "--keep-checkpoints"},
         extra={"save_every": {"metavar": "N"}, "keep_last": {"metavar": "K"}},
     )
+    add_report_to(p)
+
+
+def add_report_to(p: argparse.ArgumentParser) -> None:
+    """``--report-to TRACKER ...`` (read back with :func:`report_to`)."""
     p.add_argument(
         "--report-to",
         nargs="+",

@@ -30,6 +30,7 @@ def build(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, help="smoke test: every stage stops after N steps")
     p.add_argument("--direct", action="store_true", help="also train the directly trained twin")
     p.add_argument("--no-report", action="store_true", help="skip the report/ folder")
+    o.add_report_to(p)
     o.add_data_args(p)
     o.add_run_args(p)
 
@@ -50,6 +51,7 @@ def run(a: argparse.Namespace) -> int:
         max_steps=a.max_steps,
         direct=True if a.direct else None,
         report=not a.no_report,
+        report_to=o.report_to(a),
     )
     summary = run_recipe(load_recipe(a.recipe), a.out, o.data_args(a), opts)
     sys.stderr.write(format_summary(summary, f"spikeformers run --recipe {a.recipe}"))

@@ -69,6 +69,9 @@ class RunOptions:
     """Also train the directly trained twin (``None``: the recipe's ``direct``)."""
     report: bool = True
     """Write ``report/`` (needs matplotlib; without it the summary says why there is none)."""
+    report_to: list[str] = dataclasses.field(default_factory=list)
+    """Experiment trackers for every training stage (``tensorboard``, ``wandb``, ``mlflow``;
+    see :mod:`spikeformers.tracking`), each writing into its stage's folder."""
 
 
 def is_finished(stage_dir: Path) -> bool:
@@ -111,6 +114,8 @@ class StageRunner:
     def __init__(self, recipe: Recipe, out: Path, data: pipeline.DataArgs, opts: RunOptions):
         self.recipe, self.out, self.data, self.opts = recipe, out, data, opts
         self.common = dict(device=opts.device, overwrite=True, show_progress=opts.show_progress)
+        if opts.report_to:
+            self.common["report_to"] = list(opts.report_to)
         self.checkpointing = (
             pipeline.CheckpointArgs(save_every=opts.save_every, resume=opts.resume)
             if opts.resume or opts.save_every
