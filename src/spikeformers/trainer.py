@@ -377,7 +377,8 @@ class _Interval:
         """The ``interval`` field of a log record (examples and tokens summed over ranks);
         resets the counts."""
         self.pause()
-        t = torch.tensor([self.examples, self.tokens, int(not self.tokens_known)], device=env.device)
+        counts = [self.examples, self.tokens, int(not self.tokens_known)]
+        t = torch.tensor(counts, device=env.device)
         examples, tokens, unknown = all_reduce_sum(t, env).tolist()
         out = {
             "steps": self.steps,
