@@ -20,8 +20,9 @@ What is logged (tag names):
   (validation passes in between included);
 - ``train/examples_per_s`` and ``train/tokens_per_s``: global training examples and real
   (non-padding, ``attention_mask``) tokens per second of training time over the steps since the
-  previous training record, from the record's ``interval`` (validation and checkpoint time
-  excluded; ``tokens_per_s`` only when the batches carry a host-side mask);
+  previous training record, from the ``interval`` the loop adds to the records it hands its
+  callbacks (not written to ``train_log.jsonl``; validation and checkpoint time excluded;
+  ``tokens_per_s`` only when the batches carry a host-side mask);
 - ``validation/<metric>``: the validation metrics (accuracy, F1..., ``firing_rate``, and
   ``spikes_per_token``: the spikes of every spiking layer over all time steps per real token,
   i.e. the sum over layers of firing rate x neurons x time steps per token);

@@ -119,13 +119,14 @@ class TrainCallback(Protocol):
     """Receives what the loop logs (rank 0 only); see :mod:`spikeformers.tracking`."""
 
     def on_log(self, record: dict) -> None:
-        """One record of ``train_log.jsonl``: ``{"step", "lr", <loss terms>, "interval"}`` on log
-        steps, or ``{"step", "epoch", "validation": {...}}`` after a validation pass.
+        """One record of ``train_log.jsonl``: ``{"step", "lr", <loss terms>}`` plus ``"interval"``
+        on log steps, or ``{"step", "epoch", "validation": {...}}`` after a validation pass.
 
-        ``interval`` covers the optimizer steps since the previous training record: ``{"steps",
-        "examples", "tokens", "seconds"}`` (global examples and real tokens, ``tokens`` ``None``
-        when the batches carry no host-side ``attention_mask``; training seconds, validation and
-        checkpoint time excluded)."""
+        ``interval`` (given to callbacks only, not written to ``train_log.jsonl``, which stays
+        identical when a run resumes) covers the optimizer steps since the previous training
+        record: ``{"steps", "examples", "tokens", "seconds"}`` (global examples and real tokens,
+        ``tokens`` ``None`` when the batches carry no host-side ``attention_mask``; training
+        seconds, validation and checkpoint time excluded)."""
 
     def on_train_end(self) -> None:
         """The loop has ended (normally or by an exception): flush and close."""
@@ -606,17 +607,14 @@ def fit(
                 if log_due:
                     values = _reduce_terms(terms, env)
                     bar.set_postfix({k: f"{v:.4f}" for k, v in values.items()})
-                    rec = {
-                        "step": result.steps,
-                        "lr": sched.get_last_lr()[0],
-                        **values,
-                        "interval": interval.record(env),
-                    }
+                    rec = {"step": result.steps, "lr": sched.get_last_lr()[0], **values}
                     if log:
                         log.write(json.dumps(rec) + "\n")
                         log.flush()  # so a watcher (or a crash) sees progress
+                    # timing is for the trackers only: train_log.jsonl stays the same on resume
+                    timed = {**rec, "interval": interval.record(env)}
                     for cb in callbacks:
-                        cb.on_log(rec)
+                        cb.on_log(timed)
                 if final or i + 1 == per_epoch or (i + 1) % eval_every == 0:
                     run_eval()
                     model.train()
