@@ -76,6 +76,24 @@ def test_spikebert_layouts_count_real_tokens_only():
     assert rates.mean_padded() == pytest.approx(15 / 60)
 
 
+def test_spikes_per_token_counts_every_layer_and_step_over_real_tokens():
+    # 4 real tokens. encode [B, L, D=2]: 2 real spikes; LIF [T=2, B, L, D=2]: 3 real spikes
+    # (at both steps of (b0, l1, d0) and at t1 of (b1, l0, d1)), 1 padded spike (b1, l2).
+    currents = {
+        "encode": _pattern((2, 3, 2), [(0, 0, 0), (0, 2, 1), (1, 1, 0)]),
+        "blocks.0.attn.q.lif": _pattern(
+            (2, 2, 3, 2), [(0, 0, 1, 0), (1, 0, 1, 0), (1, 1, 0, 1), (0, 1, 2, 1)]
+        ),
+    }
+    model = _Stub("spikebert", currents)
+    with record_firing_rates(model) as rates:
+        model(torch.zeros(2, 3, dtype=torch.long), attention_mask=MASK)
+    assert rates.tokens == 4
+    assert rates.spikes_per_token() == pytest.approx((2 + 3) / 4)
+    # the same as sum over layers of rate x (neurons x time steps) per token: 2 x 1 and 4 x 2
+    assert rates.spikes_per_token() == pytest.approx(2 / 8 * 2 + 3 / 16 * 4)
+
+
 def test_snnbert_layouts_token_axis_is_time_and_lif_baseline_runs_time_first():
     currents = {
         # BPSN [B, L, D=2]: real (b0, l1, d0); padded (b1, l2, d1).

@@ -20,7 +20,7 @@ from spikeformers.tracking import (
     resolve_report_to,
 )
 from spikeformers.trainer import TrainConfig
-from tests.trainer.test_loop import Toy, run_fit
+from tests.trainer.test_loop import Toy, run_fit, toy_data
 
 
 class Recorder:
@@ -44,7 +44,9 @@ def test_fit_hands_every_log_record_to_its_callbacks(tmp_path):
     model = Toy()
     run_fit(cfg, model, log_path=log, callbacks=[rec], evaluate_fn=lambda: {"accuracy": 0.5})
     written = [json.loads(line) for line in log.read_text().splitlines()]
-    assert rec.records == written
+    # the callbacks get the training records with their interval (timing) on top
+    assert [{k: v for k, v in r.items() if k != "interval"} for r in rec.records] == written
+    assert all(("interval" in r) == ("lr" in r) for r in rec.records)
     # 21 examples, batch 8: 3 steps per epoch, 6 training records and 2 validation records
     assert [r["step"] for r in rec.records if "lr" in r] == [1, 2, 3, 4, 5, 6]
     assert [r["step"] for r in rec.records if "validation" in r] == [3, 6]
@@ -175,6 +177,37 @@ def test_steps_per_second_between_training_records(monkeypatch):
     cb.on_log({"step": 8, "lr": 0.1, "loss": 0.5})
     assert "train/steps_per_s" not in got[0][1]
     assert got[1][1]["train/steps_per_s"] == pytest.approx(4 / 2.0)
+
+
+def test_training_records_carry_examples_tokens_and_training_seconds():
+    # 21 examples, batch 8, log every 3 steps = once per epoch: each interval is one whole epoch.
+    rec = Recorder()
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=1e-2, log_every=3)
+    run_fit(cfg, callbacks=[rec], evaluate_fn=lambda: {"accuracy": 0.5})
+    real_tokens = sum(len(item["input_ids"]) for item in toy_data())  # padding never counted
+    intervals = [r["interval"] for r in rec.records if "lr" in r]
+    assert [(i["steps"], i["examples"], i["tokens"]) for i in intervals] == [
+        (3, 21, real_tokens)
+    ] * 2
+    assert all(i["seconds"] > 0 for i in intervals)
+
+
+def test_throughput_scalars_from_a_record_interval():
+    interval = {"steps": 4, "examples": 32, "tokens": 400, "seconds": 2.5}
+    _, s = record_scalars({"step": 8, "lr": 0.1, "loss": 0.5, "interval": interval})
+    assert s == {
+        "train/lr": 0.1,
+        "train/loss": 0.5,
+        "train/examples_per_s": 32 / 2.5,  # 12.8
+        "train/tokens_per_s": 400 / 2.5,  # 160
+    }
+    # batches without a host-side attention mask: tokens unknown, only examples/s is logged
+    _, s = record_scalars({"step": 8, "lr": 0.1, "interval": {**interval, "tokens": None}})
+    assert s == {"train/lr": 0.1, "train/examples_per_s": 12.8}
+    # spikes per token comes with the validation metrics, under its own name
+    val = {"accuracy": 0.5, "spikes_per_token": 96.0, "firing_rates": {"a": 0.25}}
+    _, s = record_scalars({"step": 8, "epoch": 1.0, "validation": val})
+    assert s["validation/spikes_per_token"] == 96.0 and s["firing_rate/a"] == 0.25
 
 
 @pytest.mark.slow

@@ -399,6 +399,7 @@ def evaluate_sharded(
     logits = labels = None
     spikes: dict[str, float] = {}
     elements: dict[str, int] = {}
+    tokens: int | None = 0
     if indices:
         loader = make_dataloader(
             Subset(dataset, indices),
@@ -410,12 +411,14 @@ def evaluate_sharded(
         with ctx as rates:
             logits, labels = predict(model, loader, env.device)
         if spiking:
-            spikes, elements = rates.spikes, rates.elements
-    parts = all_gather_object((indices, logits, labels, spikes, elements), env)
+            spikes, elements, tokens = rates.spikes, rates.elements, rates.tokens
+    parts = all_gather_object((indices, logits, labels, spikes, elements, tokens), env)
     order, all_logits, all_labels = [], [], []
     total_spikes: dict[str, float] = {}
     total_elements: dict[str, int] = {}
-    for idx, lg, lb, sp, el in parts:
+    total_tokens: int | None = 0
+    for idx, lg, lb, sp, el, tk in parts:
+        total_tokens = None if tk is None or total_tokens is None else total_tokens + tk
         if not idx:
             continue
         if lb is None:
@@ -438,4 +441,6 @@ def evaluate_sharded(
         result["firing_rates"] = {
             k: total_spikes[k] / max(total_elements[k], 1) for k in total_spikes
         }
+        if total_tokens:
+            result["spikes_per_token"] = sum(total_spikes.values()) / total_tokens
     return result

@@ -149,6 +149,12 @@ class FiringRates:
     elements: dict[str, int] = field(default_factory=dict)
     spikes_padded: dict[str, float] = field(default_factory=dict)
     elements_padded: dict[str, int] = field(default_factory=dict)
+    tokens: int | None = 0
+
+    def spikes_per_token(self) -> float | None:
+        """All spikes of every spiking module over all time steps, per real token (the sum over
+        modules of rate x neurons x time steps per token); ``None`` when no token was counted."""
+        return sum(self.spikes.values()) / self.tokens if self.tokens else None
 
     def layers(self) -> dict[str, float]:
         """Firing rate of each spiking module over real tokens."""
@@ -175,12 +181,20 @@ def record_firing_rates(model: nn.Module) -> Iterator[FiringRates]:
     rates = FiringRates()
     totals: dict[str, list[torch.Tensor]] = {}  # name -> [spikes, elements, spikes_pad]
     current: dict[str, torch.Tensor | None] = {"mask": None}
+    tokens: list[torch.Tensor | None] = []  # real tokens of each forward (None: unknown)
     layouts = spike_layouts(model)
     handles = []
 
-    def on_forward(_m: nn.Module, _args: tuple, kwargs: dict) -> None:
+    def on_forward(_m: nn.Module, args: tuple, kwargs: dict) -> None:
         mask = kwargs.get("attention_mask")
         current["mask"] = None if mask is None or bool(mask.all()) else mask
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if mask is not None:
+            tokens.append(mask.sum(dtype=torch.float64))
+        elif isinstance(ids, torch.Tensor) and ids.dim() == 2:
+            tokens.append(torch.tensor(float(ids.numel()), dtype=torch.float64))
+        else:
+            tokens.append(None)
 
     def hook(name: str, key: str):
         def fn(_m: nn.Module, _inp, out: torch.Tensor) -> None:
@@ -207,6 +221,8 @@ def record_firing_rates(model: nn.Module) -> Iterator[FiringRates]:
             rates.spikes[k] = float(s)
             rates.elements[k] = round(float(n))
             rates.spikes_padded[k] = float(s_pad)
+        known = all(t is not None for t in tokens)
+        rates.tokens = round(sum(float(t) for t in tokens)) if known else None
 
 
 @torch.no_grad()
@@ -241,7 +257,9 @@ def evaluate(
     Returns:
         ``{"accuracy": ..., ..., "num_examples": N}`` plus, when the model has spiking modules,
         ``"firing_rate"`` (overall) and ``"firing_rates"`` (per layer), both over real tokens,
-        and ``"firing_rate_padded"`` (overall, over every position run, padding included).
+        ``"firing_rate_padded"`` (overall, over every position run, padding included) and
+        ``"spikes_per_token"`` (every module's spikes over all time steps per real token, when the
+        forwards show their tokens).
     """
     spiking = firing_rates and bool(spiking_modules(model))
     ctx = record_firing_rates(model) if spiking else contextlib.nullcontext()
@@ -255,4 +273,6 @@ def evaluate(
         result["firing_rate"] = rates.mean()
         result["firing_rates"] = rates.layers()
         result["firing_rate_padded"] = rates.mean_padded()
+        if rates.spikes_per_token() is not None:
+            result["spikes_per_token"] = rates.spikes_per_token()
     return result

@@ -9,13 +9,18 @@ What a run folder may hold, and what is read from it:
   split is preferred. A flat dict (``spikeformers evaluate --output``) works too.
 - ``energy.json`` (written by ``spikeformers energy``; :meth:`EnergyReport.to_dict` plus
   ``model_dir``, ``teacher_dir``, ``task``, ``split``): per-layer rows (``layers``), totals per
-  sample (``totals.energy_pj_paper``/``energy_pj_full``), ``firing_rates`` (used when
-  ``metrics.json`` has none), ``constants`` and the ``teacher`` report.
+  sample (``totals.energy_pj_paper``/``energy_pj_full``, and ``energy_pj_memory`` in files
+  written since the memory-aware convention exists), ``firing_rates`` (used when
+  ``metrics.json`` has none), ``constants``, the ``teacher`` report, and in newer files the
+  ``memory`` section (memory-aware per-layer rows and prices) and ``break_even`` firing rates.
+  Older files without them give the paper and full conventions only.
 - ``config.json`` + ``model.safetensors`` + tokenizer files: the model, loaded only to draw the
   spike raster of one sentence.
 
 :func:`write_report` writes, per run, ``<run>_firing_rates.png``, ``<run>_raster.png`` and
-``<run>_energy_layers.png``; for all runs ``accuracy_vs_energy.png`` (the teacher included when a
+``<run>_energy_layers.png`` (full accounting by operation kind), ``<run>_energy_conventions.png``
+(per layer, one bar per convention) and, when ``energy.json`` has break-even rates,
+``<run>_break_even.png``; for all runs ``accuracy_vs_energy.png`` (the teacher included when a
 student's ``energy.json`` names a ``teacher_dir`` with a ``metrics.json``); and ``report.md``
 embedding them. A plot whose data is missing is skipped and the report says so.
 
@@ -37,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from spikeformers.energy.memory import CONVENTION_MEANINGS, CONVENTIONS, plot_break_even
 from spikeformers.plots import energy_unit, figure, save_png
 
 logger = logging.getLogger(__name__)
@@ -125,7 +131,7 @@ class Run:
         return "all positions, padding included"
 
     def energy_pj(self, convention: str) -> float | None:
-        """Energy per sample in pJ under ``paper`` or ``full``, if measured."""
+        """Energy per sample in pJ under ``paper``, ``full`` or ``memory``, if measured."""
         if not self.energy:
             return None
         value = (self.energy.get("totals") or {}).get(f"energy_pj_{convention}")
@@ -367,15 +373,71 @@ def plot_energy_layers(run: Run, path: Path) -> Path | None:
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel(
-        f"energy per sample ({unit}); the two AC-paper/MAC parts are the paper convention"
+        f"energy per sample ({unit}), full convention; "
+        "the MAC and AC-paper parts are the paper convention"
     )
     paper = run.energy_pj("paper") or 0.0
     full = run.energy_pj("full") or 0.0
     ax.set_title(
-        f"{run.name}: energy per layer (full {full / scale:.3g} {unit}, "
-        f"paper {paper / scale:.3g} {unit} per sample)",
+        f"{run.name}: energy per layer (full convention {full / scale:.3g} {unit}, "
+        f"paper convention {paper / scale:.3g} {unit} per sample)",
         fontsize=9,
     )
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    return save_png(fig, path)
+
+
+def energy_by_convention(energy: dict) -> dict[str, dict[str, float]]:
+    """``{layer group: {convention: pJ per sample}}`` from an ``energy.json``, excluded rows left
+    out: ``paper`` and ``full`` from ``layers``, ``memory`` from ``memory.layers`` when the file
+    has them (its ``spikes`` rows, the spike traffic, fall in the group of the emitting module)."""
+    groups: dict[str, dict[str, float]] = {}
+
+    def add(name: str, conv: str, value: Any) -> None:
+        if isinstance(value, int | float):
+            g = groups.setdefault(layer_group(name), {})
+            g[conv] = g.get(conv, 0.0) + float(value)
+
+    for row in energy.get("layers", []):
+        if not row.get("excluded"):
+            for conv in ("paper", "full"):
+                add(row["name"], conv, row.get(f"energy_pj_{conv}"))
+    for row in (energy.get("memory") or {}).get("layers", []):
+        if not row.get("excluded"):
+            add(row["name"], "memory", row.get("energy_pj_memory"))
+    return groups
+
+
+def _conventions_in(tables: Sequence[dict[str, Any]]) -> list[str]:
+    """The conventions (in :data:`CONVENTIONS` order) that any of ``tables`` has a value for."""
+    return [c for c in CONVENTIONS if any(t.get(c) is not None for t in tables)]
+
+
+_COLORS = {"paper": "#4c72b0", "full": "#dd8452", "memory": "#55a868"}
+
+
+def plot_energy_conventions(run: Run, path: Path) -> Path | None:
+    """Grouped horizontal bars: energy per layer, one bar per convention in ``energy.json``."""
+    if not run.energy or not run.energy.get("layers"):
+        return None
+    groups = energy_by_convention(run.energy)
+    names = list(groups)
+    convs = _conventions_in(list(groups.values()))
+    scale, unit = energy_unit(max((v for g in groups.values() for v in g.values()), default=0.0))
+    fig = figure(8.0, max(2.5, 0.22 * len(names) * len(convs) + 1.6))
+    ax = fig.add_subplot()
+    height = 0.8 / len(convs)
+    for j, conv in enumerate(convs):
+        ys = [i + (j - (len(convs) - 1) / 2) * height for i in range(len(names))]
+        values = [groups[n].get(conv, 0.0) / scale for n in names]
+        total = run.energy_pj(conv)
+        label = f"{conv} convention" + (f" ({_fmt_pj(total)} per sample)" if total else "")
+        ax.barh(ys, values, height=height, color=_COLORS[conv], label=label)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"energy per sample ({unit}) under the {', '.join(convs)} conventions")
+    ax.set_title(f"{run.name}: energy per layer under each convention", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     return save_png(fig, path)
@@ -385,9 +447,18 @@ def plot_energy_layers(run: Run, path: Path) -> Path | None:
 class _Point:
     name: str
     accuracy: float
-    paper_pj: float | None
-    full_pj: float | None
+    energy: dict[str, float]  # convention -> pJ per sample (only those measured)
     teacher: bool = False
+
+
+def _totals(totals: dict) -> dict[str, float]:
+    """``{convention: pJ}`` of an ``energy.json`` ``totals`` dict (the conventions it has)."""
+    out = {}
+    for conv in CONVENTIONS:
+        value = totals.get(f"energy_pj_{conv}")
+        if isinstance(value, int | float) and value:
+            out[conv] = float(value)
+    return out
 
 
 def _points(runs: list[Run]) -> list[_Point]:
@@ -395,11 +466,9 @@ def _points(runs: list[Run]) -> list[_Point]:
     known = {r.path.resolve() for r in runs}
     seen_teachers: set[Path] = set()
     for r in runs:
-        if r.accuracy is not None and (r.energy_pj("paper") or r.energy_pj("full")):
-            is_teacher = not r.firing_rates
-            points.append(
-                _Point(r.name, r.accuracy, r.energy_pj("paper"), r.energy_pj("full"), is_teacher)
-            )
+        energy = _totals((r.energy or {}).get("totals") or {})
+        if r.accuracy is not None and energy:
+            points.append(_Point(r.name, r.accuracy, energy, not r.firing_rates))
         teacher = (r.energy or {}).get("teacher")
         t_dir = (r.energy or {}).get("teacher_dir")
         if not teacher or not t_dir:
@@ -411,17 +480,8 @@ def _points(runs: list[Run]) -> list[_Point]:
         if t_run.accuracy is None:
             continue
         seen_teachers.add(t_path)
-        totals = teacher.get("totals", {})
         label = t_path.name if "teacher" in t_path.name else f"{t_path.name} (teacher)"
-        points.append(
-            _Point(
-                label,
-                t_run.accuracy,
-                totals.get("energy_pj_paper"),
-                totals.get("energy_pj_full"),
-                True,
-            )
-        )
+        points.append(_Point(label, t_run.accuracy, _totals(teacher.get("totals", {})), True))
     return points
 
 
@@ -436,55 +496,65 @@ def _borrow_teacher_energy(runs: list[Run]) -> None:
             t_run.energy = teacher
 
 
+# convention -> (marker, filled) in the accuracy-vs-energy plot
+_MARKERS = {"paper": ("o", False), "full": ("o", True), "memory": ("s", True)}
+
+
 def plot_accuracy_vs_energy(runs: list[Run], path: Path) -> Path | None:
-    """Accuracy against energy per sample for every run (filled: full, hollow: paper)."""
+    """Accuracy against energy per sample for every run, one point per convention measured
+    (hollow circle: paper, filled circle: full, square: memory-aware); colour: the run."""
+    from matplotlib.lines import Line2D
+
     points = _points(runs)
     if not points:
         return None
-    energies = [x for p in points for x in (p.paper_pj, p.full_pj) if x]
+    energies = [x for p in points for x in p.energy.values()]
+    convs = _conventions_in([p.energy for p in points])
     scale, unit = energy_unit(max(energies))
     fig = figure(7.0, 4.5)
     ax = fig.add_subplot()
     for i, p in enumerate(points):
         color = "#c44e52" if p.teacher else f"C{i % 10}"
-        marker = "*" if p.teacher else "o"
-        xs = [x / scale for x in (p.paper_pj, p.full_pj) if x]
-        if len(xs) == 2:
-            ax.plot(xs, [p.accuracy] * 2, color=color, lw=0.8, alpha=0.6)
-        if p.full_pj:
+        xs = [p.energy[c] / scale for c in convs if c in p.energy]
+        if len(xs) >= 2:
+            ax.plot([min(xs), max(xs)], [p.accuracy] * 2, color=color, lw=0.8, alpha=0.6)
+        for conv in convs:
+            if conv not in p.energy:
+                continue
+            marker, filled = _MARKERS[conv]
             ax.scatter(
-                [p.full_pj / scale],
+                [p.energy[conv] / scale],
                 [p.accuracy],
-                color=color,
                 marker=marker,
-                s=60,
-                label=p.name,
+                s=90 if p.teacher else 60,
                 zorder=3,
+                **({"color": color} if filled else {"facecolors": "none", "edgecolors": color}),
             )
-        if p.paper_pj:
-            ax.scatter(
-                [p.paper_pj / scale],
-                [p.accuracy],
-                facecolors="none",
-                edgecolors=color,
-                marker=marker,
-                s=60,
-                zorder=3,
-                label=None if p.full_pj else p.name,
-            )
+    handles = [
+        Line2D([], [], color="#c44e52" if p.teacher else f"C{i % 10}", lw=3, label=p.name)
+        for i, p in enumerate(points)
+    ]
+    for conv in convs:
+        marker, filled = _MARKERS[conv]
+        face = "grey" if filled else "none"
+        handles.append(
+            Line2D([], [], ls="", marker=marker, mfc=face, mec="grey", label=f"{conv} convention")
+        )
     log = max(energies) / min(energies) > 20
     if log:
         ax.set_xscale("log")
     else:
         ax.set_xlim(left=0)
+    shapes = {"paper": "hollow circle", "full": "filled circle", "memory": "square"}
     ax.set_xlabel(
         f"energy per sample ({unit}{', log' if log else ''}); "
-        "filled: full accounting, hollow: paper convention"
+        + ", ".join(f"{c} convention: {shapes[c]}" for c in convs),
+        fontsize=8,
     )
     ax.set_ylabel("accuracy")
     ax.set_title("accuracy vs energy")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    ax.legend(handles=handles, fontsize=7)
     return save_png(fig, path)
 
 
@@ -500,6 +570,97 @@ def _fmt_pj(pj: float | None) -> str:
 
 def _fmt(x: Any, spec: str = ".4f") -> str:
     return "-" if not isinstance(x, int | float) else format(x, spec)
+
+
+def _summary_table(runs: list[Run]) -> list[str]:
+    """Accuracy, firing rate, energy per sample and student/teacher ratio under each convention
+    any run measured (a column per convention, named in its header)."""
+    points = _points(runs)
+    convs = _conventions_in(
+        [p.energy for p in points] + [_totals((r.energy or {}).get("totals") or {}) for r in runs]
+    ) or ["paper", "full"]
+    head = ["run", "accuracy", "firing rate (real tokens)"]
+    head += [f"energy/sample, {c} convention" for c in convs]
+    head += [f"student/teacher, {c} convention" for c in convs]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        rates = r.firing_rates
+        rate = _fmt(sum(rates.values()) / len(rates) if rates else None)
+        if rates and r.firing_rates_scope != "real tokens":
+            rate += " (padding included)"
+        e = r.energy or {}
+        cells = [r.name, _fmt(r.accuracy), rate]
+        cells += [_fmt_pj(r.energy_pj(c)) for c in convs]
+        cells += [_fmt(e.get(f"ratio_{c}"), ".2%") for c in convs]
+        lines.append("| " + " | ".join(cells) + " |")
+    names = {r.name for r in runs}
+    for p in points:
+        if p.teacher and p.name not in names:
+            cells = [p.name, _fmt(p.accuracy), "-"]
+            cells += [_fmt_pj(p.energy.get(c)) for c in convs] + ["-"] * len(convs)
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _layer_table(run: Run) -> list[str]:
+    """Energy per sample of each layer group under each convention ``energy.json`` holds."""
+    groups = energy_by_convention(run.energy or {})
+    convs = _conventions_in(list(groups.values()))
+    if not groups or not convs:
+        return []
+    head = ["layer", *[f"{c} convention, energy/sample" for c in convs]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, g in groups.items():
+        lines.append("| " + " | ".join([f"`{name}`", *[_fmt_pj(g.get(c)) for c in convs]]) + " |")
+    totals = [_fmt_pj(sum(g.get(c, 0.0) for g in groups.values())) for c in convs]
+    lines.append("| " + " | ".join(["**total** (excluded rows left out)", *totals]) + " |")
+    return lines
+
+
+def _memory_lines(run: Run) -> list[str]:
+    """The memory-aware convention's prices, when ``energy.json`` has them."""
+    m = ((run.energy or {}).get("memory") or {}).get("memory_table")
+    if not m:
+        return []
+    return [
+        f"Memory-aware convention prices `{m.get('name')}`: {m.get('bits')}-bit data, "
+        f"{m.get('spike_bits')}-bit spike events, SRAM {_fmt(m.get('sram_pj_per_bit'), '.4g')} "
+        f"pJ/bit, DRAM {_fmt(m.get('dram_pj_per_bit'), '.4g')} pJ/bit, weights in "
+        f"{str(m.get('weights_in', '?')).upper()} ({m.get('source')}).",
+        "",
+    ]
+
+
+def _fmt_rate(rate: float | None) -> str:
+    if rate is None:
+        return "none (never saves, or no spikes)"
+    return _fmt(rate) + (" (above 1: saves at every possible rate)" if rate > 1 else "")
+
+
+def _break_even_table(run: Run) -> list[str]:
+    """Break-even firing rate per convention (``energy.json``'s ``break_even``), if present."""
+    be = (run.energy or {}).get("break_even")
+    if not isinstance(be, dict) or not be:
+        return []
+    lines = [
+        "Break-even firing rates (the student uses its teacher's energy at that input rate):",
+        "",
+        "| convention | student energy/sample | teacher energy/sample | energy/sample at rate 0 "
+        "| measured input firing rate (MAC-weighted) | break-even firing rate |",
+        "|---|---|---|---|---|---|",
+    ]
+    for conv in CONVENTIONS:
+        b = be.get(conv)
+        if not isinstance(b, dict):
+            continue
+        rate = b.get("rate")
+        lines.append(
+            f"| {conv} convention | {_fmt_pj(run.energy_pj(conv))} | {_fmt_pj(b.get('teacher_pj'))}"
+            f" | {_fmt_pj(b.get('floor_pj'))} | {_fmt(b.get('measured_rate'))} | "
+            + _fmt_rate(rate)
+            + " |"
+        )
+    return [*lines, ""]
 
 
 def write_report(
@@ -545,30 +706,7 @@ def write_report(
         md += [f"![accuracy vs energy]({acc_png.name})", ""]
     else:
         md += ["No run has both an accuracy (metrics.json) and an energy (energy.json).", ""]
-    md += [
-        "| run | accuracy | firing rate (real tokens) | energy/sample, paper | energy/sample, full "
-        "| student/teacher paper | student/teacher full |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in runs:
-        rates = r.firing_rates
-        mean_rate = sum(rates.values()) / len(rates) if rates else None
-        rate = _fmt(mean_rate)
-        if rates and r.firing_rates_scope != "real tokens":
-            rate += " (padding included)"
-        e = r.energy or {}
-        md.append(
-            f"| {r.name} | {_fmt(r.accuracy)} | {rate} | {_fmt_pj(r.energy_pj('paper'))}"
-            f" | {_fmt_pj(r.energy_pj('full'))} | {_fmt(e.get('ratio_paper'), '.2%')}"
-            f" | {_fmt(e.get('ratio_full'), '.2%')} |"
-        )
-    for p in _points(runs):
-        if p.teacher and p.name not in {r.name for r in runs}:
-            md.append(
-                f"| {p.name} | {_fmt(p.accuracy)} | - | {_fmt_pj(p.paper_pj)} "
-                f"| {_fmt_pj(p.full_pj)} | - | - |"
-            )
-    md.append("")
+    md += [*_summary_table(runs), ""]
 
     for r in runs:
         stem = _safe(r.name)
@@ -599,7 +737,23 @@ def write_report(
                 f"{_fmt(r.energy.get('mean_tokens'), '.1f')} real tokens per sample. "
                 f"Prices `{c.get('name')}`: {c.get('source')}.",
                 "",
+                *_layer_table(r),
+                "",
             ]
+            ec = plot_energy_conventions(r, out / f"{stem}_energy_conventions.png")
+            if ec:
+                written.append(ec)
+                md += [f"![energy per layer under each convention]({ec.name})", ""]
+            md += _memory_lines(r)
+            be = _break_even_table(r)
+            md += be
+            if be and (r.energy.get("memory") or {}).get("break_even"):
+                png = plot_break_even(
+                    r.energy["memory"], out / f"{stem}_break_even.png", title=r.name
+                )
+                if png:
+                    written.append(png)
+                    md += [f"![energy vs firing rate, break-even]({png.name})", ""]
         if not (fr or en):
             md += ["No firing rates or energy recorded for this run.", ""]
 
@@ -610,7 +764,13 @@ def write_report(
         "matmuls (MACs include the T time steps, so this is E_AC x T x fr x MACs_per_step).",
         "- Full accounting: adds integer-valued inputs as E_AC x MACs x mean|x| and LayerNorm, "
         "softmax, GELU, membrane updates, residual/bias adds and pooling as float ops.",
-        "- Counts are taken on the batches run, padding included; memory traffic is not priced.",
+        f"- Memory-aware convention: {CONVENTION_MEANINGS['memory']}; see "
+        "`spikeformers.energy.memory` (runs whose energy.json predates it show paper and full "
+        "only).",
+        "- Break-even firing rate: the input firing rate (every layer's firing scaled alike) at "
+        "which the student's energy under a convention equals its teacher's under the same one.",
+        "- Counts are taken on the batches run, padding included; paper and full price no memory "
+        "traffic.",
         "",
     ]
     if notes:

@@ -18,8 +18,20 @@ What is logged (tag names):
   the global-batch mean on each log step; ``train/lr``: the learning rate;
   ``train/steps_per_s``: optimizer steps per wall-clock second between two log records
   (validation passes in between included);
-- ``validation/<metric>``: the validation metrics (accuracy, F1..., ``firing_rate``);
+- ``train/examples_per_s`` and ``train/tokens_per_s``: global training examples and real
+  (non-padding, ``attention_mask``) tokens per second of training time over the steps since the
+  previous training record, from the ``interval`` the loop adds to the records it hands its
+  callbacks (not written to ``train_log.jsonl``; validation and checkpoint time excluded;
+  ``tokens_per_s`` only when the batches carry a host-side mask);
+- ``validation/<metric>``: the validation metrics (accuracy, F1..., ``firing_rate``, and
+  ``spikes_per_token``: the spikes of every spiking layer over all time steps per real token,
+  i.e. the sum over layers of firing rate x neurons x time steps per token);
 - ``firing_rate/<layer>``: per spiking layer, from the validation pass (spiking models only).
+
+No spikes/s is logged: the training forwards are not hooked (counting their spikes would cost a
+host sync per step), so the records hold spike counts of validation passes only. An estimate of
+training spikes/s is ``validation/spikes_per_token x train/tokens_per_s`` (validation runs in eval
+mode, without dropout, so it is an estimate, not a measurement).
 
 Run parameters (the flattened ``run_config.json``) go to W&B's config and MLflow's params; the
 trackers start at the first record, so a run that fails before training leaves nothing behind.
@@ -105,7 +117,20 @@ def record_scalars(record: dict) -> tuple[int, dict[str, float]]:
     for k, v in record.items():
         if k != "step" and _is_scalar(v):
             scalars[f"train/{k}"] = float(v)
+    scalars.update(throughput(record.get("interval")))
     return step, scalars
+
+
+def throughput(interval: dict | None) -> dict[str, float]:
+    """``train/examples_per_s`` and ``train/tokens_per_s`` of a record's ``interval`` (see
+    :class:`~spikeformers.trainer.TrainCallback`); ``{}`` without one or without time."""
+    if not interval or not _is_scalar(interval.get("seconds")) or interval["seconds"] <= 0:
+        return {}
+    out = {}
+    for key in ("examples", "tokens"):
+        if _is_scalar(interval.get(key)):
+            out[f"train/{key}_per_s"] = interval[key] / interval["seconds"]
+    return out
 
 
 class Tracker:

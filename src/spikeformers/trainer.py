@@ -119,8 +119,14 @@ class TrainCallback(Protocol):
     """Receives what the loop logs (rank 0 only); see :mod:`spikeformers.tracking`."""
 
     def on_log(self, record: dict) -> None:
-        """One record of ``train_log.jsonl``: ``{"step", "lr", <loss terms>}`` on log steps, or
-        ``{"step", "epoch", "validation": {...}}`` after a validation pass."""
+        """One record of ``train_log.jsonl``: ``{"step", "lr", <loss terms>}`` plus ``"interval"``
+        on log steps, or ``{"step", "epoch", "validation": {...}}`` after a validation pass.
+
+        ``interval`` (given to callbacks only, not written to ``train_log.jsonl``, which stays
+        identical when a run resumes) covers the optimizer steps since the previous training
+        record: ``{"steps", "examples", "tokens", "seconds"}`` (global examples and real tokens,
+        ``tokens`` ``None`` when the batches carry no host-side ``attention_mask``; training
+        seconds, validation and checkpoint time excluded)."""
 
     def on_train_end(self) -> None:
         """The loop has ended (normally or by an exception): flush and close."""
@@ -329,6 +335,62 @@ def _reduce_terms(terms: dict[str, torch.Tensor], env: DistEnv) -> dict[str, flo
     return dict(zip(names, t.tolist(), strict=True))
 
 
+class _Interval:
+    """Training examples, real tokens and seconds since the last training log record.
+
+    Counted from each micro-batch on the host before it moves to the device (no device sync):
+    examples from the batch's first dimension, real tokens from ``attention_mask`` when it is a
+    CPU tensor (``None`` when some batch has no CPU mask). Seconds are training time only:
+    validation passes and checkpoint saves are paused out. The clock is read at log steps, right
+    after the loss terms' host sync, so the steps logged have finished on the device.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:  # noqa: D102
+        self.steps, self.examples, self.tokens, self.seconds = 0, 0, 0, 0.0
+        self.tokens_known = True
+        self._since: float | None = time.perf_counter()
+
+    def pause(self) -> None:
+        """Stop the clock (before a validation pass or a checkpoint save)."""
+        if self._since is not None:
+            self.seconds += time.perf_counter() - self._since
+            self._since = None
+
+    def resume(self) -> None:  # noqa: D102
+        if self._since is None:
+            self._since = time.perf_counter()
+
+    def add(self, batch: dict[str, torch.Tensor]) -> None:
+        """Count one micro-batch (host tensors)."""
+        ids = batch.get("input_ids", next(iter(batch.values()), None))
+        if isinstance(ids, torch.Tensor) and ids.dim():
+            self.examples += int(ids.shape[0])
+        mask = batch.get("attention_mask")
+        if isinstance(mask, torch.Tensor) and mask.device.type == "cpu":
+            self.tokens += int(mask.sum())
+        else:
+            self.tokens_known = False
+
+    def record(self, env: DistEnv) -> dict[str, float | int | None]:
+        """The ``interval`` field of a log record (examples and tokens summed over ranks);
+        resets the counts."""
+        self.pause()
+        counts = [self.examples, self.tokens, int(not self.tokens_known)]
+        t = torch.tensor(counts, device=env.device)
+        examples, tokens, unknown = all_reduce_sum(t, env).tolist()
+        out = {
+            "steps": self.steps,
+            "examples": int(examples),
+            "tokens": None if unknown else int(tokens),
+            "seconds": self.seconds,
+        }
+        self.reset()
+        return out
+
+
 @dataclass
 class _Selection:
     best_state: dict[str, torch.Tensor] | None = None
@@ -443,6 +505,7 @@ def fit(
     log = log_path.open("a", encoding="utf-8") if log_path and env.is_main else None
     callbacks = list(callbacks) if env.is_main else []
     watch = _LossWatch()
+    interval = _Interval()
     start = time.perf_counter()
     n_epochs = math.ceil(steps_total / per_epoch)
     logger.info(
@@ -463,6 +526,7 @@ def fit(
     def run_eval() -> None:
         if evaluate_fn is None:
             return
+        interval.pause()
         metrics = evaluate_fn()
         record = {"step": result.steps, "epoch": result.steps / per_epoch, "validation": metrics}
         result.history.append(record)
@@ -515,6 +579,7 @@ def fit(
                 for _ in range(accum):
                     b = next(batches)
                     scale = b.pop("loss_scale", 1.0)
+                    interval.add(b)
                     micro.append((to_device(b, device), scale))
                 terms = train_step(
                     model,
@@ -527,6 +592,7 @@ def fit(
                     scaler=scaler,
                 )
                 result.steps += 1
+                interval.steps += 1
                 bar.update(1)
                 watch.update(terms["loss"], result.steps)
                 final = result.steps >= steps_total
@@ -545,13 +611,17 @@ def fit(
                     if log:
                         log.write(json.dumps(rec) + "\n")
                         log.flush()  # so a watcher (or a crash) sees progress
+                    # timing is for the trackers only: train_log.jsonl stays the same on resume
+                    timed = {**rec, "interval": interval.record(env)}
                     for cb in callbacks:
-                        cb.on_log(rec)
+                        cb.on_log(timed)
                 if final or i + 1 == per_epoch or (i + 1) % eval_every == 0:
                     run_eval()
                     model.train()
                 if save_due:
+                    interval.pause()
                     save()
+                interval.resume()
                 if final:
                     break
             bar.close()
