@@ -225,23 +225,46 @@ def record_firing_rates(model: nn.Module) -> Iterator[FiringRates]:
         rates.tokens = round(sum(float(t) for t in tokens)) if known else None
 
 
-@torch.no_grad()
+def padding_invariant(model: nn.Module) -> bool:
+    """Whether ``model``'s logits of an example do not depend on the padding around it.
+
+    True for every spikeformers family except a SpikeBERT with ``mask_padding=False`` (the
+    paper's model: ``[PAD]`` is an ordinary token). ``False`` for a ``transformers`` model (not
+    checked here), so it keeps the batches it is given. Only a padding-invariant model may be
+    scored on length-bucketed batches (see :func:`spikeformers.workflows.loaders.loader`).
+    """
+    return isinstance(model, SpikingModel) and bool(getattr(model.config, "mask_padding", True))
+
+
 def predict(
     model: nn.Module, loader: DataLoader, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """All logits ``[N, C]`` (and labels ``[N]`` when the data has them), in loader order."""
+    """All logits ``[N, C]`` (and labels ``[N]`` when the data has them), in dataset order.
+
+    Runs under :func:`torch.inference_mode` in eval mode. Batches that carry ``index`` (every
+    :class:`~spikeformers.data.PadCollator` batch) are put back in dataset order, so a
+    length-bucketed loader gives the rows of a sequential one; otherwise rows come in loader
+    order.
+    """
     was_training = model.training
     model.eval()
-    logits, labels = [], []
+    logits, labels, index = [], [], []
     try:
-        for batch in loader:
-            batch = to_device(batch, device)
-            logits.append(forward_logits(model, batch).float().cpu())
-            if "labels" in batch:
-                labels.append(batch["labels"].cpu())
+        with torch.inference_mode():
+            for batch in loader:
+                batch = to_device(batch, device)
+                logits.append(forward_logits(model, batch).float().cpu())
+                if "labels" in batch:
+                    labels.append(batch["labels"].cpu())
+                if "index" in batch:
+                    index.append(batch["index"].cpu())
     finally:
         model.train(was_training)
-    return torch.cat(logits), (torch.cat(labels) if labels else None)
+    out, lab = torch.cat(logits), (torch.cat(labels) if labels else None)
+    if len(index) == len(logits):  # every batch says where its rows belong
+        order = torch.cat(index).argsort(stable=True)
+        out, lab = out[order], (None if lab is None else lab[order])
+    return out, lab
 
 
 def evaluate(

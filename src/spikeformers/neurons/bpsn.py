@@ -685,6 +685,12 @@ def bpsn_parallel(
     if reset_passes:
         beta, taps = reset_strength.to(x.dtype), reset_taps
     if isinstance(surrogate, Surrogate) and surrogate.spiking:
+        if not torch.is_grad_enabled():  # inference: the Function's forward ops, no ctx
+            kernel, reset_kernel, _ = _kernels(w_f, w_b, a, taps, fusion_grad=False)
+            xm = x if m is None else x * m
+            s, _ = _passes(xm, m, kernel, theta, beta, reset_kernel, reset_passes, "none")
+            assert s is not None
+            return s
         return _BPSNFunction.apply(
             x, m, w_f, w_b, a, theta, beta, taps, reset_passes, detach_reset, surrogate
         )
@@ -754,6 +760,37 @@ def _integrator_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _graded_spikes(
+    xm: torch.Tensor,
+    mask: torch.Tensor | None,
+    kernel: torch.Tensor,
+    threshold: torch.Tensor,
+    reset_strength: torch.Tensor,
+) -> torch.Tensor:
+    """Graded BPSN spikes ``[B, L, D]`` of the masked input ``xm [B, L, D]`` (``mask [B, L, 1]``
+    or ``None``) with the merged charge kernel ``[D, 2k-1]``: the forward of
+    :class:`_GradedFunction`, shared with the no-grad path."""
+    h = _correlate(xm, kernel)
+    w, _ = _graded_potential(h, mask, threshold, reset_strength)
+    return _fire(w, 1.0, mask, inplace=True).to(h.dtype)  # w >= 1 iff w - 1 >= 0, exactly
+
+
+def _graded_forward(
+    x: torch.Tensor,
+    mask: torch.Tensor | None,
+    weight_fwd: torch.Tensor,
+    weight_bwd: torch.Tensor,
+    fusion: torch.Tensor,
+    threshold: torch.Tensor,
+    reset_strength: torch.Tensor,
+) -> torch.Tensor:
+    """:class:`_GradedFunction`'s forward without autograd (grad mode off); same ops, so the
+    same spikes bit for bit."""
+    xm = x if mask is None else x * mask
+    kernel = merged_charge_kernel(weight_fwd, weight_bwd, fusion)
+    return _graded_spikes(xm, mask, kernel, threshold, reset_strength)
+
+
 class _GradedFunction(torch.autograd.Function):
     """Fused graded BPSN: saves only ``x̃ = m ⊙ x`` (and the mask); recomputes ``H``, ``u`` and
     ``v`` in backward bit for bit (same ops, same autocast state, as :class:`_BPSNFunction`).
@@ -779,9 +816,7 @@ class _GradedFunction(torch.autograd.Function):
     ) -> torch.Tensor:
         xm = x if mask is None else x * mask
         kernel = merged_charge_kernel(weight_fwd, weight_bwd, fusion)
-        h = _correlate(xm, kernel)
-        w, _ = _graded_potential(h, mask, threshold, reset_strength)
-        s = _fire(w, 1.0, mask, inplace=True).to(h.dtype)  # w >= 1 iff w - 1 >= 0, exactly
+        s = _graded_spikes(xm, mask, kernel, threshold, reset_strength)
         ctx.save_for_backward(
             xm, mask, kernel, weight_fwd, weight_bwd, fusion, threshold, reset_strength
         )
@@ -856,6 +891,8 @@ def bpsn_graded(
     w_f, w_b, a = weight_fwd.to(x.dtype), weight_bwd.to(x.dtype), fusion.to(x.dtype)
     theta, beta = threshold.to(x.dtype), reset_strength.to(x.dtype)
     if isinstance(surrogate, Surrogate) and surrogate.spiking:
+        if not torch.is_grad_enabled():  # inference: the Function's forward ops, no ctx
+            return _graded_forward(x, m, w_f, w_b, a, theta, beta)
         return _GradedFunction.apply(x, m, w_f, w_b, a, theta, beta, surrogate)
     # Generic spike module: the same operations under plain autograd.
     xm = x if m is None else x * m

@@ -76,6 +76,8 @@ class Surrogate(SpikingModule):
         """Spikes ``H(x)`` (or ``g(x)`` when ``spiking=False``); shape and dtype of ``x``."""
         if not self.spiking:
             return self.primitive(x)
+        if not torch.is_grad_enabled():  # inference: the forward alone, no autograd node
+            return (x >= 0).to(x.dtype)
         return _Heaviside.apply(x, self.alpha, type(self)._grad)
 
     @classmethod

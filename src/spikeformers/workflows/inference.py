@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from torch import nn
 
 from spikeformers.data import Example
@@ -18,7 +17,7 @@ from spikeformers.data.config import (
     model_label_set,
 )
 from spikeformers.distill.teacher import load_tokenizer
-from spikeformers.evaluation import evaluate
+from spikeformers.evaluation import evaluate, padding_invariant, predict
 from spikeformers.models.base import CONFIG_NAME, read_config
 from spikeformers.registry import is_saved_model, load_model
 from spikeformers.utils.seed import pick_device
@@ -70,9 +69,11 @@ def evaluate_model(
     examples = check_scorable(splits, split, data, f"--split {split}")
     model.to(dev)
     start = time.perf_counter()
-    metrics = evaluate(
-        model, loader(examples, tokenizer, data, batch_size, shuffle=False), splits.task, dev
-    )
+    batches = loader(
+        examples, tokenizer, data, batch_size, shuffle=False,
+        group_by_length=padding_invariant(model),
+    )  # fmt: skip
+    metrics = evaluate(model, batches, splits.task, dev)
     metrics.update(
         split=split, task=splits.task.name, seconds=round(time.perf_counter() - start, 2)
     )
@@ -81,7 +82,6 @@ def evaluate_model(
     return metrics
 
 
-@torch.no_grad()
 def predict_texts(
     *,
     model_dir: str | Path,
@@ -102,11 +102,10 @@ def predict_texts(
     pairs = text_pairs or [None] * len(texts)
     examples = [Example(text=t, text_pair=p) for t, p in zip(texts, pairs, strict=True)]
     batches = loader(
-        examples, tokenizer, DataArgs(max_length=max_length), batch_size, shuffle=False
-    )
-    from spikeformers.evaluation import predict
-
-    logits, _ = predict(model, batches, dev)
+        examples, tokenizer, DataArgs(max_length=max_length), batch_size, shuffle=False,
+        group_by_length=padding_invariant(model),
+    )  # fmt: skip
+    logits, _ = predict(model, batches, dev)  # inference mode, rows in ``texts`` order
     if logits.shape[-1] == 1:  # regression: the predicted value
         return [
             {"text": t, names[0] if names else "score": round(float(z), 6)}

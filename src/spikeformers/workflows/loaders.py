@@ -11,7 +11,7 @@ from spikeformers.data import DatasetSplits, Example, encode_examples, make_data
 from spikeformers.data.config import DataArgs
 from spikeformers.data.metrics import primary_metric
 from spikeformers.distributed import DistEnv, evaluate_sharded, make_train_loader
-from spikeformers.evaluation import evaluate
+from spikeformers.evaluation import evaluate, padding_invariant
 from spikeformers.trainer import TrainConfig
 
 
@@ -23,7 +23,14 @@ def loader(
     *,
     shuffle: bool,
     seed: int = 0,
+    group_by_length: bool | None = None,
 ):
+    """A padded loader over ``examples``; ``group_by_length`` (default: ``shuffle``) batches
+    similar lengths together (:class:`~spikeformers.data.LengthGroupedBatchSampler`).
+
+    Scoring passes ``group_by_length=padding_invariant(model)``: bucketed batches cut padding,
+    and :func:`~spikeformers.evaluation.predict` puts the rows back in dataset order.
+    """
     ds = encode_examples(examples, tokenizer, max_length=args.max_length)
     return make_dataloader(
         ds,
@@ -31,7 +38,7 @@ def loader(
         shuffle=shuffle,
         seed=seed,
         pad_token_id=tokenizer.pad_token_id or 0,
-        group_by_length=shuffle,
+        group_by_length=shuffle if group_by_length is None else group_by_length,
     )
 
 
@@ -74,7 +81,10 @@ def evaluator(
 ):
     """A validation pass: ``evaluate`` in one process, sharded over ranks under torchrun."""
     if env is None or not env.is_distributed:
-        batches = loader(examples, tokenizer, args, batch_size, shuffle=False)
+        bucket = padding_invariant(model)
+        batches = loader(
+            examples, tokenizer, args, batch_size, shuffle=False, group_by_length=bucket
+        )
         return lambda: evaluate(model, batches, task, device)
     ds = encode_examples(examples, tokenizer, max_length=args.max_length)
     pad = tokenizer.pad_token_id or 0
