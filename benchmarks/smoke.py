@@ -61,6 +61,10 @@ def commands(data_dir: str, tmp: Path) -> dict[str, list[str]]:
                           "--max-eval-samples", "8", "--max-length", "16",
                           "--student", "spikebert-tiny", "--teacher-epochs", "0.05",
                           "--stage1-epochs", "0.05", "--stage2-steps", "1", "--n-iter", "1"],
+        "suite": ["run", "--datasets", "mrpc", "--families", "spikebert", "--seeds", "0",
+                  "--data-root", data_dir, "--work", str(tmp / "suite"),
+                  "--results", str(tmp / "suite_results"), "--max-steps", "1"],
+        "eval_speed": ["--layers", "1", "--max-length", "16", "--reps", "1"],
     }  # fmt: skip
 
 
