@@ -12,8 +12,12 @@ Usage::
     python benchmarks/quickstart_runs.py --families spikebert snnbert spikingbert --seeds 0
     python benchmarks/quickstart_runs.py --runs spikebert:0 spikebert:1 snnbert:0 --resume
 
-Writes a Markdown table to stdout and ``benchmarks/results/quickstart_runs.json`` (every run's
-summary, its wall time and the machine).
+Each finished run lands as ``benchmarks/results/quickstart_runs/<family>-seed<S>.json`` (its
+summary, wall time, load average and machine); a run whose file exists is skipped, so the table can
+be filled over several sessions (``--commit`` commits each file as it lands). The Markdown table
+(stdout, and the README's generated quickstart block via ``benchmarks/docs_tables.py``) is built
+from every file in that folder. ``quickstart_runs.json`` (one file for all runs) is the format of
+runs recorded before stop 12.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, save  # noqa: E402
+from common import RESULTS, machine  # noqa: E402
+
+OUT = RESULTS / "quickstart_runs"
 
 FAMILIES = ("spikebert", "spikingbert", "snnbert")
 
@@ -46,7 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out-dir", type=Path, default=Path("runs/quickstart_runs"))
     p.add_argument("--resume", action="store_true", help="reuse runs that have a summary.json")
     p.add_argument("--fast", action="store_true", help="quickstart --fast (a smoke test)")
-    p.add_argument("--name", default="quickstart_runs", help="results file name")
+    p.add_argument("--results-dir", type=Path, default=OUT, help="one JSON per family x seed")
+    p.add_argument("--commit", action="store_true", help="git-commit each result as it lands")
     return p.parse_args(argv)
 
 
@@ -111,24 +118,49 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def load_rows(folder: Path = OUT) -> list[dict]:
+    """Every run recorded in ``folder``, by family then seed."""
+    rows = [json.loads(p.read_text()) for p in folder.glob("*-seed*.json")]
+    return sorted(rows, key=lambda r: (FAMILIES.index(r["family"]), r["seed"]))
+
+
 def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
-    info = machine() | {"loadavg_start": os.getloadavg()}
-    rows = []
+    if (
+        a.fast
+        and a.results_dir.resolve() == (Path(__file__).parent / "results/quickstart_runs").resolve()
+    ):
+        raise SystemExit(
+            "--fast is a smoke test: pass --results-dir DIR outside benchmarks/results"
+        )
+    a.results_dir.mkdir(parents=True, exist_ok=True)
     for family, seed in runs(a):
+        path = a.results_dir / f"{family}-seed{seed}.json"
+        if path.exists():
+            print(f"{path.name}: done, skipped", file=sys.stderr)
+            continue
         out = a.out_dir / f"{family}-seed{seed}"
         print(f"quickstart --family {family} --seed {seed} -> {out}", file=sys.stderr)
+        load0 = os.getloadavg()
         summary = run_one(family, seed, out, a.resume, a.fast)
-        rows.append({"family": family, "seed": seed, "summary": summary})
-        student = summary["student"]["accuracy"]
-        print(f"  student {student:.4f}, {summary['seconds']:.0f} s", file=sys.stderr)
-    info["loadavg_end"] = os.getloadavg()
-    table = markdown(rows)
-    print(table)
-    path = save(
-        a.name, {"machine": info, "config": vars(a) | {"out_dir": str(a.out_dir)}, "runs": rows}
-    )
-    print(f"wrote {path}", file=sys.stderr)
+        row = {
+            "family": family,
+            "seed": seed,
+            "summary": summary,
+            "fast": a.fast,
+            "loadavg": [load0, os.getloadavg()],
+            "machine": machine(),
+        }
+        path.write_text(json.dumps(row, indent=2, default=str) + "\n")
+        print(
+            f"  student {summary['student']['accuracy']:.4f}, {summary['seconds']:.0f} s",
+            file=sys.stderr,
+        )
+        if a.commit:
+            subprocess.run(["git", "add", str(path)], check=True)
+            msg = f"quickstart_runs: {family} seed {seed}"
+            subprocess.run(["git", "commit", "-q", "-m", msg, "--", str(path)], check=True)
+    print(markdown(load_rows(a.results_dir)))
 
 
 if __name__ == "__main__":
