@@ -172,3 +172,18 @@ def test_energy_report_rates_are_over_real_tokens_too(name):
     assert padded.firing_rates.keys() == alone.firing_rates.keys()
     for k, v in alone.firing_rates.items():
         assert padded.firing_rates[k] == pytest.approx(v, abs=1e-12), k
+
+
+def test_merged_counts_give_the_rates_of_the_union():
+    """Two shards' counts (hand-made): rates of the sum, not the mean of the rates."""
+    from spikeformers.evaluation import FiringRates
+
+    a = FiringRates({"l1": 2.0}, {"l1": 10}, {"l1": 2.0}, {"l1": 20}, tokens=5)
+    b = FiringRates({"l1": 6.0, "l2": 1.0}, {"l1": 30, "l2": 4}, {"l1": 6.0, "l2": 1.0},
+                    {"l1": 30, "l2": 8}, tokens=15)  # fmt: skip
+    m = a.merge(b).metrics()
+    assert m["firing_rates"] == {"l1": 8 / 40, "l2": 1 / 4}
+    assert m["firing_rate"] == pytest.approx(9 / 44)  # (2 + 6 + 1) / (10 + 30 + 4)
+    assert m["firing_rate_padded"] == pytest.approx(9 / 58)  # over 20 + 30 + 8 positions
+    assert m["spikes_per_token"] == pytest.approx(9 / 20)
+    assert a.merge(FiringRates(tokens=None)).metrics().get("spikes_per_token") is None

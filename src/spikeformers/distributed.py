@@ -385,40 +385,39 @@ def evaluate_sharded(
     *,
     batch_size: int,
     pad_token_id: int = 0,
+    group_by_length: bool = False,
 ) -> dict:
     """:func:`spikeformers.evaluation.evaluate` over all ranks: each scores every
     ``world_size``-th example, and the logits are gathered so the task metrics are those of the
-    whole set. Firing rates sum spikes and neuron-steps over ranks (they count padded positions,
-    so they depend a little on how examples are batched).
+    whole set. Firing rates add up every rank's spike counts (over real tokens, and padded as
+    ``firing_rate_padded``: see :class:`~spikeformers.evaluation.FiringRates`), so they equal a
+    single process's. ``group_by_length`` batches each rank's examples by length (only for a
+    padding-invariant model; rows go back in dataset order).
     """
     from spikeformers.data.metrics import compute_metrics
-    from spikeformers.evaluation import predict, record_firing_rates, spiking_modules
+    from spikeformers.evaluation import FiringRates, predict, record_firing_rates, spiking_modules
 
     indices = list(range(env.rank, len(dataset), env.world_size))
     spiking = bool(spiking_modules(model))
     logits = labels = None
-    spikes: dict[str, float] = {}
-    elements: dict[str, int] = {}
-    tokens: int | None = 0
+    rates = FiringRates()
     if indices:
         loader = make_dataloader(
             Subset(dataset, indices),
             batch_size=batch_size,
             shuffle=False,
             pad_token_id=pad_token_id,
+            group_by_length=group_by_length,
         )
         ctx = record_firing_rates(model) if spiking else contextlib.nullcontext()
-        with ctx as rates:
+        with ctx as recorded:
             logits, labels = predict(model, loader, env.device)
-        if spiking:
-            spikes, elements, tokens = rates.spikes, rates.elements, rates.tokens
-    parts = all_gather_object((indices, logits, labels, spikes, elements, tokens), env)
+        rates = recorded if spiking else rates
+    parts = all_gather_object((indices, logits, labels, rates), env)
     order, all_logits, all_labels = [], [], []
-    total_spikes: dict[str, float] = {}
-    total_elements: dict[str, int] = {}
-    total_tokens: int | None = 0
-    for idx, lg, lb, sp, el, tk in parts:
-        total_tokens = None if tk is None or total_tokens is None else total_tokens + tk
+    total = FiringRates()
+    for idx, lg, lb, part_rates in parts:
+        total = total.merge(part_rates)
         if not idx:
             continue
         if lb is None:
@@ -426,9 +425,6 @@ def evaluate_sharded(
         order += idx
         all_logits.append(lg)
         all_labels.append(lb)
-        for k, v in sp.items():
-            total_spikes[k] = total_spikes.get(k, 0.0) + v
-            total_elements[k] = total_elements.get(k, 0) + el[k]
     if not order:
         raise ValueError("evaluation got no examples")
     perm = torch.as_tensor(order).argsort()
@@ -436,11 +432,5 @@ def evaluate_sharded(
     result: dict = dict(compute_metrics(logits_t, labels_t, task=task))
     result["num_examples"] = int(labels_t.shape[0])
     if spiking:
-        n = sum(total_elements.values())
-        result["firing_rate"] = sum(total_spikes.values()) / n if n else 0.0
-        result["firing_rates"] = {
-            k: total_spikes[k] / max(total_elements[k], 1) for k in total_spikes
-        }
-        if total_tokens:
-            result["spikes_per_token"] = sum(total_spikes.values()) / total_tokens
+        result |= total.metrics()
     return result

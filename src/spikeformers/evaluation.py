@@ -170,6 +170,33 @@ class FiringRates:
         n = sum(self.elements_padded.values())
         return sum(self.spikes_padded.values()) / n if n else 0.0
 
+    def merge(self, other: FiringRates) -> FiringRates:
+        """The counts of both (e.g. two ranks' shards): spikes, elements and tokens add up."""
+
+        def add(a: dict, b: dict) -> dict:
+            return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
+
+        tokens = None if self.tokens is None or other.tokens is None else self.tokens + other.tokens
+        return FiringRates(
+            add(self.spikes, other.spikes),
+            add(self.elements, other.elements),
+            add(self.spikes_padded, other.spikes_padded),
+            add(self.elements_padded, other.elements_padded),
+            tokens,
+        )
+
+    def metrics(self) -> dict:
+        """``firing_rate``, ``firing_rates`` (per layer), ``firing_rate_padded`` and, when the
+        tokens are known, ``spikes_per_token``: what :func:`evaluate` reports."""
+        out = {
+            "firing_rate": self.mean(),
+            "firing_rates": self.layers(),
+            "firing_rate_padded": self.mean_padded(),
+        }
+        if self.spikes_per_token() is not None:
+            out["spikes_per_token"] = self.spikes_per_token()
+        return out
+
 
 @contextlib.contextmanager
 def record_firing_rates(model: nn.Module) -> Iterator[FiringRates]:
@@ -293,9 +320,5 @@ def evaluate(
     result: dict = dict(compute_metrics(logits, labels, task=task))
     result["num_examples"] = int(labels.shape[0])
     if spiking:
-        result["firing_rate"] = rates.mean()
-        result["firing_rates"] = rates.layers()
-        result["firing_rate_padded"] = rates.mean_padded()
-        if rates.spikes_per_token() is not None:
-            result["spikes_per_token"] = rates.spikes_per_token()
+        result |= rates.metrics()
     return result

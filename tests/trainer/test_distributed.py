@@ -65,6 +65,11 @@ def test_two_processes_equal_one_process(ws, tmp_path, capfd):
     for key in ("accuracy", "f1", "mcc", "num_examples"):  # sharded eval, gathered logits
         assert m1["validation"][key] == m2["validation"][key]
     assert m1["selected"]["step"] == m2["selected"]["step"]
+    # Firing rates over real tokens add up over the ranks' shards to the one-process figure
+    # (batching differs: each rank buckets its own shard); the padded figure is reported too.
+    for key in ("firing_rate", "spikes_per_token"):
+        assert m2["validation"][key] == pytest.approx(m1["validation"][key], rel=1e-4), key
+    assert 0 < m2["validation"]["firing_rate_padded"] <= m2["validation"]["firing_rate"]
     rc = json.loads((two / "run_config.json").read_text())
     assert rc["world_size"] == 2 and rc["train"]["batch_size"] == 8
     assert rc["train"]["grad_accum"] == 2

@@ -80,15 +80,17 @@ def evaluator(
     env: DistEnv | None,
 ):
     """A validation pass: ``evaluate`` in one process, sharded over ranks under torchrun."""
+    bucket = padding_invariant(model)
     if env is None or not env.is_distributed:
-        bucket = padding_invariant(model)
         batches = loader(
             examples, tokenizer, args, batch_size, shuffle=False, group_by_length=bucket
         )
         return lambda: evaluate(model, batches, task, device)
     ds = encode_examples(examples, tokenizer, max_length=args.max_length)
     pad = tokenizer.pad_token_id or 0
-    return lambda: evaluate_sharded(model, ds, task, env, batch_size=batch_size, pad_token_id=pad)
+    return lambda: evaluate_sharded(
+        model, ds, task, env, batch_size=batch_size, pad_token_id=pad, group_by_length=bucket
+    )
 
 
 def train_loader(examples: list[Example], tokenizer, args: DataArgs, train: TrainConfig, env):
