@@ -29,7 +29,8 @@ def build(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--teacher",
         default="minilm",
-        help="pre-trained teacher (general) or fine-tuned teacher folder (task)",
+        help="pre-trained teacher (general: minilm, mpnet, m3e-small, a folder or Hub id; see "
+        "finetune-teacher --help) or fine-tuned teacher folder (task)",
     )
     p.add_argument("--unlabelled-file", help="plain text, one paragraph a line (general stage)")
     p.add_argument(
