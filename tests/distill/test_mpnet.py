@@ -208,6 +208,7 @@ def test_tiny_mpnet_teacher_fine_tunes_distils_and_evaluates(
     general = ["distill", "--stage", "general", "--model", variant, "--teacher", "mpnet"]
     argv = [*general, *loss, *_set(variant, vocab), *_data(csv_data), *fast, "--out", str(s1)]
     assert main(argv) == 0
+    assert "teacher: sentence-transformers/all-mpnet-base-v2" in (s1 / "README.md").read_text()
     task = ["distill", "--stage", "task", "--model", str(s1), "--teacher", str(finetuned)]
     assert main([*task, *loss, *_data(csv_data), *fast, "--do-test", "--out", str(s2)]) == 0
     student = json.loads((s2 / "config.json").read_text())
@@ -222,3 +223,13 @@ def test_tiny_mpnet_teacher_fine_tunes_distils_and_evaluates(
     evaluate = ["evaluate", "--model", str(finetuned), *_data(csv_data)[:6], "--split", "test"]
     assert main(evaluate) == 0
     assert json.loads(capsys.readouterr().out)["num_examples"] == 16
+    energy = ["energy", "--model", str(s2), "--teacher", str(finetuned), "--max-samples", "4"]
+    assert main([*energy, *_data(csv_data)[:6], "--split", "test"]) == 0
+    teacher = json.loads((s2 / "energy.json").read_text())["teacher"]
+    # by hand, per text of n = 6 tokens (4 words + <s> </s>), width d = 32, FFN 64, 2 layers:
+    # per layer n * (4 d^2 + 2 * d * 64) + 2 n^2 d (Q K^T, A V); head: d^2 + 2 d on <s>
+    n, d = 6, 32
+    assert teacher["mean_tokens"] == n
+    assert teacher["totals"]["macs"] == 2 * (n * (4 * d * d + 2 * d * 64) + 2 * n * n * d) + (
+        d * d + 2 * d
+    )

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 MINILM_LABEL = "all-MiniLM-L6-v2 (BERT 6x384)"
 """How summaries name the packaged teacher."""
+TEACHER_LABELS = {"minilm": MINILM_LABEL, "mpnet": "all-mpnet-base-v2 (MPNet 12x768)"}
+"""How summaries name the teachers given by name."""
 
 CORE_METRICS = ("accuracy", "f1", "mcc", "pearson", "spearman", "pearson_spearman", "num_examples")
 
@@ -321,7 +323,7 @@ def run_recipe(
         "split": "test",
         "sizes": splits.sizes(),
         "teacher": {
-            "model": teacher_label or (MINILM_LABEL if src == "minilm" else src),
+            "model": teacher_label or TEACHER_LABELS.get(src, src),
             **_core(test["teacher"]),
         },
         "student": {
