@@ -134,8 +134,9 @@ def _distill_flags(rc: dict) -> list[str]:
     if d.get("always_project_features"):
         out.append("--always-project-features")
     for k in ("unlabelled_file", "augmented_file"):
-        if rc.get(k):
-            out += [_flag(k), rc[k]]
+        values = rc.get(k) or []
+        for v in [values] if isinstance(values, str) else values:  # unlabelled_file: a list too
+            out += [_flag(k), v]
     if rc.get("init_embeddings") is False:
         out.append("--no-init-embeddings")
     if rc.get("freeze_embeddings"):
@@ -199,8 +200,10 @@ def _datasets(rc: dict, task: str | None) -> list[str]:
     ]
     if files:
         return files
-    if rc.get("unlabelled_file"):
-        return [Path(rc["unlabelled_file"]).name]
+    texts = rc.get("unlabelled_file") or []
+    files = [Path(t).name for t in ([texts] if isinstance(texts, str) else texts) if t != "train"]
+    if files:
+        return files
     return [task or "rotten_tomatoes"]
 
 
