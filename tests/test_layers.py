@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # The package root only re-exports the registry's API (and holds __version__). The registry
     # imports no model family at run time (the cycle test below keeps it so).
     ("models", ("models", "registry", "")),
-    ("data", ("data", "distill.teacher", "distill.m3e")),
+    ("data", ("data", "distill.teacher", "distill.m3e", "distill.mpnet")),
     (
         "cores",
         (

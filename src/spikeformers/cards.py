@@ -28,6 +28,7 @@ from typing import Any
 
 from spikeformers.data.config import DataArgs
 from spikeformers.distill.distiller import TERM_WEIGHTS
+from spikeformers.distill.mpnet import MPNET, MPNET_HUB_ID
 from spikeformers.errors import CardError  # noqa: F401  (re-exported here)
 from spikeformers.utils.io import atomic_write
 
@@ -37,6 +38,8 @@ CARD_NAME = "README.md"
 SPIKING_FAMILIES = ("spikebert", "spikingbert", "snnbert")
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 M3E_HUB_ID = "moka-ai/m3e-small"  # --teacher m3e-small (spikeformers.distill.m3e)
+NAMED_TEACHERS = {"m3e-small": M3E_HUB_ID, MPNET: MPNET_HUB_ID}
+"""``--teacher`` names other than the default, and the Hub ids cards give them."""
 # files never uploaded: training state and temporary files
 PUSH_IGNORE = ["checkpoints/*", "checkpoints/**", ".*.tmp", "**/.*.tmp"]
 
@@ -131,8 +134,9 @@ def _distill_flags(rc: dict) -> list[str]:
     if d.get("always_project_features"):
         out.append("--always-project-features")
     for k in ("unlabelled_file", "augmented_file"):
-        if rc.get(k):
-            out += [_flag(k), rc[k]]
+        values = rc.get(k) or []
+        for v in [values] if isinstance(values, str) else values:  # unlabelled_file: a list too
+            out += [_flag(k), v]
     if rc.get("init_embeddings") is False:
         out.append("--no-init-embeddings")
     if rc.get("freeze_embeddings"):
@@ -172,8 +176,8 @@ def _teacher_name(rc: dict) -> str | None:
     if rc.get("command") == "train":
         return None
     t = rc.get("teacher")
-    if t == "m3e-small":
-        return M3E_HUB_ID
+    if t in NAMED_TEACHERS:
+        return NAMED_TEACHERS[t]
     return MINILM_HUB_ID if t in (None, "minilm", "default") else str(t)
 
 
@@ -196,8 +200,10 @@ def _datasets(rc: dict, task: str | None) -> list[str]:
     ]
     if files:
         return files
-    if rc.get("unlabelled_file"):
-        return [Path(rc["unlabelled_file"]).name]
+    texts = rc.get("unlabelled_file") or []
+    files = [Path(t).name for t in ([texts] if isinstance(texts, str) else texts) if t != "train"]
+    if files:
+        return files
     return [task or "rotten_tomatoes"]
 
 

@@ -278,6 +278,12 @@ class TrainResult:
     seconds: float
     history: list[dict] = field(default_factory=list)
     best: dict | None = None
+    examples_seen: int = 0
+    """Training examples in the batches trained on, summed over epochs and ranks (an example
+    seen in two epochs counts twice); kept across a resume."""
+    tokens_seen: int | None = 0
+    """Real tokens (``attention_mask`` ones) in those batches; ``None`` when a batch had no CPU
+    ``attention_mask`` (or the run resumed from a checkpoint that did not count them)."""
 
     def to_dict(self) -> dict:  # noqa: D102
         return asdict(self)
@@ -346,6 +352,9 @@ class _Interval:
     """
 
     def __init__(self) -> None:
+        self.seen = [0, 0, 0]
+        """Examples, real tokens and batches without a CPU mask over the whole run (this rank:
+        never reset)."""
         self.reset()
 
     def reset(self) -> None:  # noqa: D102
@@ -366,13 +375,22 @@ class _Interval:
     def add(self, batch: dict[str, torch.Tensor]) -> None:
         """Count one micro-batch (host tensors)."""
         ids = batch.get("input_ids", next(iter(batch.values()), None))
-        if isinstance(ids, torch.Tensor) and ids.dim():
-            self.examples += int(ids.shape[0])
+        examples = int(ids.shape[0]) if isinstance(ids, torch.Tensor) and ids.dim() else 0
         mask = batch.get("attention_mask")
-        if isinstance(mask, torch.Tensor) and mask.device.type == "cpu":
-            self.tokens += int(mask.sum())
-        else:
-            self.tokens_known = False
+        known = isinstance(mask, torch.Tensor) and mask.device.type == "cpu"
+        tokens = int(mask.sum()) if known else 0
+        self.examples += examples
+        self.tokens += tokens
+        self.tokens_known &= known
+        self.seen = [self.seen[0] + examples, self.seen[1] + tokens, self.seen[2] + (not known)]
+
+    def totals(self, env: DistEnv, prior: tuple[int, int | None]) -> tuple[int, int | None]:
+        """``(examples, tokens)`` seen in the whole run, summed over ranks, plus ``prior`` (the
+        totals a resumed checkpoint recorded). Every rank must call it (a collective)."""
+        t = torch.tensor(self.seen, device=env.device)
+        examples, tokens, unknown = all_reduce_sum(t, env).tolist()
+        known = not unknown and prior[1] is not None
+        return prior[0] + int(examples), prior[1] + int(tokens) if known else None
 
     def record(self, env: DistEnv) -> dict[str, float | int | None]:
         """The ``interval`` field of a log record (examples and tokens summed over ranks);
@@ -409,7 +427,10 @@ class _Run:
     env: DistEnv
     per_epoch: int
     result: TrainResult
+    interval: _Interval
     sel: _Selection = field(default_factory=_Selection)
+    prior_seen: tuple[int, int | None] = (0, 0)
+    """Examples and tokens seen before the checkpoint this run resumed from."""
 
 
 def fit(
@@ -494,7 +515,8 @@ def fit(
     scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
     eval_every = max(1, per_epoch // max(1, cfg.evals_per_epoch))
     result = TrainResult(steps=0, seconds=0.0)
-    run = _Run(objective, opt, sched, scaler, cfg, env, per_epoch, result)
+    interval = _Interval()
+    run = _Run(objective, opt, sched, scaler, cfg, env, per_epoch, result, interval)
     sel = run.sel
     prior_seconds, last_good = 0.0, None
     if checkpoint is not None and checkpoint.resume:
@@ -505,7 +527,6 @@ def fit(
     log = log_path.open("a", encoding="utf-8") if log_path and env.is_main else None
     callbacks = list(callbacks) if env.is_main else []
     watch = _LossWatch()
-    interval = _Interval()
     start = time.perf_counter()
     n_epochs = math.ceil(steps_total / per_epoch)
     logger.info(
@@ -633,6 +654,7 @@ def fit(
     if sel.best_state is not None:
         select_module.load_state_dict(sel.best_state)
     result.seconds = prior_seconds + time.perf_counter() - start
+    result.examples_seen, result.tokens_seen = interval.totals(env, run.prior_seen)
     return result
 
 
@@ -642,6 +664,7 @@ def _save(run: _Run, checkpoint: ckpt.CheckpointConfig, log, seconds: float) -> 
     cfg, env, per_epoch, result, sel = run.cfg, run.env, run.per_epoch, run.result, run.sel
     device = next(iter(objective.parameters())).device
     rngs = all_gather_object(ckpt.capture_rng(device), env)
+    seen = run.interval.totals(env, run.prior_seen)
     folder, error = checkpoint.dir / f"step-{result.steps}", None
     if env.is_main:
         try:
@@ -664,6 +687,7 @@ def _save(run: _Run, checkpoint: ckpt.CheckpointConfig, log, seconds: float) -> 
                 ),
                 "log_offset": log.tell() if log else None,
                 "seconds": seconds,
+                "seen": list(seen),
             }
             folder = ckpt.save(
                 checkpoint.dir,
@@ -739,6 +763,8 @@ def _resume(
     ckpt.restore_rng(rngs[env.rank % len(rngs)], device)
     selection = json.loads(state["selection"])
     result.steps = loaded.step
+    examples, tokens = state.get("seen") or (0, None)  # older checkpoints did not count them
+    run.prior_seen = (int(examples), None if tokens is None else int(tokens))
     result.history = selection["history"]
     result.best = selection["best"]
     sel.best_value = selection["best_value"]

@@ -106,6 +106,10 @@ def test_run_writes_every_artefact(tmp_path, tokenizer, csv_data, capsys):
         assert s["ratio_full"] == pytest.approx(s["student_uj_full"] / s["teacher_uj_full"])
     # stage 1 read the training texts without labels: one line per training row
     assert len((out / "unlabelled.txt").read_text().splitlines()) == 48
+    # ...and the summary repeats its counts: 48 texts, all seen in 2 steps of batch 32 (32 + 16)
+    s1 = summary["stage1"]
+    assert (s1["texts"], s1["texts_seen"], s1["tokens_seen"]) == (48, 48, s1["tokens"])
+    assert [x["source"] for x in s1["sources"]] == [str(out / "unlabelled.txt")]
     # the student's model card names its metrics and, rewritten after pricing, its energy
     meta = read_card_metadata(out / "student" / "README.md")
     assert meta["model-index"][0]["results"]

@@ -95,6 +95,14 @@ def test_grad_accumulation_matches_one_big_batch(accum):
         torch.testing.assert_close(weights(acc)[k], v, rtol=0, atol=1e-6)
 
 
+def test_examples_and_real_tokens_seen_are_counted_over_epochs():
+    tokens = sum(len(item["input_ids"]) for item in toy_data())  # padding not counted
+    _, result = run_fit(TrainConfig(epochs=2, batch_size=8, grad_accum=2))
+    assert (result.examples_seen, result.tokens_seen) == (2 * 21, 2 * tokens)
+    _, one = run_fit(TrainConfig(max_steps=1, batch_size=8))
+    assert one.examples_seen == 8 and 8 * 2 <= one.tokens_seen <= 8 * 7  # 2..7 ids a text
+
+
 def test_drop_last_skips_each_epochs_short_batch():
     # 21 examples, global batch 8: two full batches and one of 5 per epoch
     model, result = run_fit(TrainConfig(epochs=2, batch_size=8, drop_last=True, log_every=1))
@@ -167,6 +175,9 @@ def test_crash_then_resume_is_bitwise_equal_with_dropout(tmp_path):
         cfg, Toy(dropout=0.3), evaluate_fn=validation, select_key="score", checkpoint=resumed
     )
     assert result.steps == ref.steps == 9
+    tokens = sum(len(item["input_ids"]) for item in toy_data())
+    assert (result.examples_seen, result.tokens_seen) == (ref.examples_seen, ref.tokens_seen)
+    assert (ref.examples_seen, ref.tokens_seen) == (3 * 21, 3 * tokens)  # the resume kept them
     assert ref.best["step"] == 7  # selected after the resume point: selection state restored
     assert result.best == ref.best and len(result.history) == len(ref.history)
     for k, v in weights(ref_model).items():

@@ -29,9 +29,18 @@ def build(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--teacher",
         default="minilm",
-        help="pre-trained teacher (general) or fine-tuned teacher folder (task)",
+        help="pre-trained teacher (general: minilm, mpnet, m3e-small, a folder or Hub id; see "
+        "finetune-teacher --help) or fine-tuned teacher folder (task)",
     )
-    p.add_argument("--unlabelled-file", help="plain text, one paragraph a line (general stage)")
+    p.add_argument(
+        "--unlabelled-file",
+        action="append",
+        metavar="FILE_OR_train",
+        help="general stage: a stage-1 text source, repeatable (all are trained on, in order): "
+        "a plain-text file, one paragraph a line (e.g. WikiText-2's wiki.train.tokens; headings "
+        "and blank lines skipped), or `train`, the task's training texts without labels (the "
+        "default); metrics.json reports each source's texts and tokens and the tokens seen",
+    )
     p.add_argument(
         "--augmented-file",
         help="task stage: JSON Lines transfer set from `spikeformers augment` (replaces the "

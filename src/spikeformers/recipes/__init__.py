@@ -35,8 +35,11 @@ class Recipe:
     overrides: dict
     teacher: str
     teacher_train: dict
-    general_text: str
-    """``train`` (the training texts, labels dropped) or a plain-text file, one text a line."""
+    general_text: str | tuple[str, ...]
+    """Stage 1's text: ``train`` (the training texts, labels dropped, plus the plot synopses of
+    the embedded data), a plain-text file (one text a line), or a list of these, read in order
+    and trained on together (YAML ``text: [train, /path/wiki.train.tokens]``; see
+    :mod:`spikeformers.data.unlabelled`)."""
     general_distill: dict
     general_train: dict
     task_steps: tuple[dict, ...]
@@ -48,6 +51,12 @@ class Recipe:
     direct: bool = False
     source: str = ""
     """The file it was read from."""
+
+    @property
+    def general_sources(self) -> tuple[str, ...]:
+        """:attr:`general_text` as a tuple of sources."""
+        text = self.general_text
+        return (text,) if isinstance(text, str) else tuple(text)
 
     def train_config(self, stage: str, seed: int) -> TrainConfig:
         """The :class:`TrainConfig` of ``stage`` (``teacher``, ``general``, ``task`` (one step),
@@ -70,7 +79,9 @@ class Recipe:
             "student": {"variant": self.variant, "overrides": dict(self.overrides)},
             "teacher": {"model": self.teacher, "train": dict(self.teacher_train)},
             "general": {
-                "text": self.general_text,
+                "text": self.general_text
+                if isinstance(self.general_text, str)
+                else list(self.general_text),
                 "distill": dict(self.general_distill),
                 "train": dict(self.general_train),
             },
@@ -102,7 +113,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
     },
     "student": {"variant": str, "overrides": dict},
     "teacher": {"model": str, "train": dict},
-    "general": {"text": str, "distill": dict, "train": dict},
+    "general": {"text": (str, list), "distill": dict, "train": dict},
     "task": {"steps": list, "train": dict, "freeze_embeddings": bool, "cache_teacher": bool},
     "energy": {"samples": int},
 }
@@ -148,11 +159,25 @@ def _section(raw: Any, name: str, path: str) -> dict:
                 f"{path}: unknown key {full!r} (known in {where}: {', '.join(schema)})"
             )
         if not isinstance(value, schema[key]) or (schema[key] is int and isinstance(value, bool)):
-            raise RecipeError(f"{path}: {full} must be a {schema[key].__name__}, got {value!r}")
+            types = schema[key] if isinstance(schema[key], tuple) else (schema[key],)
+            kind = " or ".join(t.__name__ for t in types)
+            raise RecipeError(f"{path}: {full} must be a {kind}, got {value!r}")
     for key in _REQUIRED.get(name, ()):
         if key not in raw:
             raise RecipeError(f"{path}: missing key {f'{name}.{key}' if name else key!r}")
     return raw
+
+
+def _general_text(text: str | list, path: str) -> str | tuple[str, ...]:
+    """``general.text``: a non-empty string, or a non-empty list of distinct ones."""
+    items = [text] if isinstance(text, str) else text
+    if not items or not all(isinstance(t, str) and t for t in items):
+        raise RecipeError(
+            f"{path}: general.text must be `train`, a file or a list of them, got {text!r}"
+        )
+    if len(set(items)) != len(items):
+        raise RecipeError(f"{path}: general.text lists a source twice: {text!r}")
+    return text if isinstance(text, str) else tuple(text)
 
 
 def parse_recipe(raw: Any, path: str) -> Recipe:
@@ -185,7 +210,7 @@ def parse_recipe(raw: Any, path: str) -> Recipe:
         overrides=dict(student.get("overrides", {})),
         teacher=teacher.get("model", "minilm"),
         teacher_train=_check_fields(teacher.get("train", {}), _TRAIN_KEYS, "teacher.train", path),
-        general_text=general.get("text", "train"),
+        general_text=_general_text(general.get("text", "train"), path),
         general_distill=_check_fields(
             general.get("distill", {}), _DISTILL_KEYS, "general.distill", path
         ),

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spikeformers import pipeline
+from spikeformers.data import TRAIN_TEXTS
 from spikeformers.distill.distiller import DistillConfig
 from spikeformers.recipes import Recipe
 from spikeformers.trainer import TrainConfig
@@ -35,7 +36,11 @@ logger = logging.getLogger(__name__)
 
 MINILM_LABEL = "all-MiniLM-L6-v2 (BERT 6x384)"
 """How summaries name the packaged teacher."""
+TEACHER_LABELS = {"minilm": MINILM_LABEL, "mpnet": "all-mpnet-base-v2 (MPNet 12x768)"}
+"""How summaries name the teachers given by name."""
 
+STAGE1_COUNTS = ("texts", "tokens", "texts_seen", "tokens_seen", "sources")
+"""Stage 1's text counts a summary repeats (``tokens``: per epoch; ``*_seen``: in training)."""
 CORE_METRICS = ("accuracy", "f1", "mcc", "pearson", "spearman", "pearson_spearman", "num_examples")
 
 
@@ -96,7 +101,9 @@ def finetuned_for(teacher: str, num_labels: int) -> bool:
 def general_texts(splits, data: pipeline.DataArgs) -> list[str]:
     """Stage 1's default text: the training texts without labels (pairs joined by a space), plus
     the corpus's plot synopses when the data is the embedded Rotten Tomatoes set."""
-    texts = [e.text if e.text_pair is None else f"{e.text} {e.text_pair}" for e in splits.train]
+    from spikeformers.data import training_texts
+
+    texts = training_texts(splits)
     if data.source() == "default":
         from spikeformers.data import rotten_tomatoes_plots
 
@@ -165,18 +172,12 @@ class StageRunner:
         return self.out / name, m
 
     def general(self, splits, name: str = "stage1") -> dict:
-        """Stage 1 into ``OUT/name``: a fresh student aligned to the pre-trained teacher."""
+        """Stage 1 into ``OUT/name``: a fresh student aligned to the pre-trained teacher, on the
+        recipe's text sources in order (``train`` is written to ``OUT/unlabelled.txt``)."""
         r = self.recipe
-        if r.general_text == "train":
-            texts = general_texts(splits, self.data)
-            if self.opts.max_general_texts:
-                texts = texts[: self.opts.max_general_texts]
-            text_file = self.out / "unlabelled.txt"
-            text_file.write_text(
-                "\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8"
-            )
-        else:
-            text_file = Path(r.general_text)
+        files = [
+            self._train_text_file(splits) if s == TRAIN_TEXTS else s for s in r.general_sources
+        ]
         return self.stage(
             name,
             pipeline.distill,
@@ -184,12 +185,23 @@ class StageRunner:
             model=r.variant,
             teacher=self.opts.teacher or r.teacher,
             data=self.data,
-            unlabelled_file=str(text_file),
+            unlabelled_file=files[0] if len(files) == 1 else files,
             distill_config=DistillConfig.for_stage("general", **r.general_distill),
             train=self.train("general"),
             model_overrides=r.overrides,
             cache_teacher=r.cache_teacher,
         )
+
+    def _train_text_file(self, splits) -> str:
+        """``OUT/unlabelled.txt``: :func:`general_texts`, at most ``max_general_texts``."""
+        texts = general_texts(splits, self.data)
+        if self.opts.max_general_texts:
+            texts = texts[: self.opts.max_general_texts]
+        text_file = self.out / "unlabelled.txt"
+        text_file.write_text(
+            "\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8"
+        )
+        return str(text_file)
 
     def task(self, teacher_dir: Path, stage1_dir: Path, name: str = "student") -> dict:
         """The task steps in order from ``stage1_dir``; the last writes ``OUT/name``, earlier
@@ -300,7 +312,7 @@ def run_recipe(
     logger.info("teacher")
     teacher_dir, teacher_fit = run.teacher(splits)
     logger.info("stage 1: general distillation from the pre-trained teacher")
-    run.general(splits)
+    stage1_fit = run.general(splits)
     logger.info("stage 2: task distillation from the fine-tuned teacher")
     student_fit = run.task(teacher_dir, out / "stage1")
     direct_fit = run.direct() if direct else None
@@ -321,7 +333,7 @@ def run_recipe(
         "split": "test",
         "sizes": splits.sizes(),
         "teacher": {
-            "model": teacher_label or (MINILM_LABEL if src == "minilm" else src),
+            "model": teacher_label or TEACHER_LABELS.get(src, src),
             **_core(test["teacher"]),
         },
         "student": {
@@ -331,6 +343,7 @@ def run_recipe(
             "firing_rate": test["student"].get("firing_rate"),
         },
         "energy": energy,
+        "stage1": {k: stage1_fit[k] for k in STAGE1_COUNTS if k in stage1_fit},
         "validation": {
             "teacher": teacher_fit.get("validation"),
             "student": student_fit.get("validation"),

@@ -129,7 +129,8 @@ class RunContext:
         *,
         do_test: bool = False,
     ) -> dict:
-        """Validation (and with ``do_test`` test) metrics plus timing, steps and sizes."""
+        """Validation (and with ``do_test`` test) metrics plus timing, steps, examples and real
+        tokens trained on (``examples_seen``, ``tokens_seen``: summed over epochs), sizes."""
         metrics: dict[str, Any] = evaluate_splits(
             model, splits, tokenizer, data, self.train, self.device, self.env, do_test=do_test
         )
@@ -137,6 +138,8 @@ class RunContext:
             task=splits.task.name,
             seconds=round(result.seconds, 2),
             steps=result.steps,
+            examples_seen=result.examples_seen,
+            tokens_seen=result.tokens_seen,
             selected=result.best,
             parameters=sum(p.numel() for p in model.parameters()),
             sizes=splits.sizes(),

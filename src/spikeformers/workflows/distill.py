@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from spikeformers.data import DataError, Example, encode_examples, load_unlabelled_text
+from spikeformers.data import (
+    TRAIN_TEXTS,
+    DataError,
+    EncodedDataset,
+    Example,
+    encode_examples,
+    load_unlabelled_text,
+    source_list,
+    training_texts,
+)
 from spikeformers.data.config import MAX_TEXT_CHARS, DataArgs, load_data, load_training_data
 from spikeformers.data.transfer import augmented_splits
 from spikeformers.distill.distiller import DistillConfig, Distiller, init_embeddings_from_teacher
@@ -33,7 +43,7 @@ def distill(
     model: str = DEFAULT_STUDENT,
     teacher: str | None = None,
     data: DataArgs | None = None,
-    unlabelled_file: str | None = None,
+    unlabelled_file: str | Sequence[str] | None = None,
     augmented_file: str | None = None,
     distill_config: DistillConfig | None = None,
     train: TrainConfig | None = None,
@@ -52,14 +62,19 @@ def distill(
 
     Args:
         stage: ``general``: feature alignment to the pre-trained teacher on unlabelled text
-            (``unlabelled_file``, or the task's training sentences with labels dropped).
+            (``unlabelled_file``, by default the task's training sentences with labels dropped).
             ``task``: all terms from a teacher fine-tuned on the task.
         out_dir: Run directory.
         model: Registered variant (fresh) or a saved student directory (e.g. stage-1 output).
         teacher: Teacher folder or Hub id (``None``: the packaged MiniLM). For the task stage this
             must be the fine-tuned teacher.
         data: The task data (validation split used for model selection in the task stage).
-        unlabelled_file: Plain-text file for the general stage.
+        unlabelled_file: General stage: one source or several, read in order and trained on
+            together: plain-text files (one paragraph a line) and ``"train"``, the task's
+            training texts without labels (:mod:`spikeformers.data.unlabelled`; ``None``:
+            ``"train"``). Their text and token counts are logged, recorded in
+            ``run_config.json`` (``data_info``) and written to ``metrics.json`` with the tokens
+            seen in training (``sources``, ``texts``, ``tokens`` per epoch, ``tokens_seen``).
         augmented_file: Task stage only: a JSON Lines transfer set written by
             ``spikeformers augment`` (sentences with stored teacher logits) that replaces the
             training split; validation and test stay the task's own.
@@ -107,8 +122,8 @@ def distill(
         tokenizer = load_tokenizer(tok_src)
         if stage == "general":
             splits = None
-            texts = _general_texts(data, unlabelled_file)
-            examples = [Example(text=t) for t in texts]
+            sources = _general_sources(data, unlabelled_file)
+            examples = [Example(text=t) for _, texts in sources for t in texts]
             t_model = freeze(load_teacher(teacher))
         else:
             splits = load_training_data(data, do_test)
@@ -125,8 +140,9 @@ def distill(
         if freeze_embeddings:
             student.get_input_embeddings().weight.requires_grad_(False)
         distiller = Distiller(student, t_model, dcfg)
+        ds = encode_examples(examples, tokenizer, max_length=data.max_length)
+        data_info = splits.info if splits else _source_counts(sources, ds)
         if cache_teacher:
-            ds = encode_examples(examples, tokenizer, max_length=data.max_length)
             pad = tokenizer.pad_token_id or 0
             distiller.cache_teacher_outputs(
                 ds,
@@ -151,10 +167,10 @@ def distill(
             layer_map=distiller.layer_map,
             device=dev,
             student_config=student.config.to_dict(),
-            data_info=splits.info if splits else {"texts": len(examples)},
+            data_info=data_info,
             world_size=run.env.world_size,
         )
-        batches = train_loader(examples, tokenizer, data, train, run.env)
+        batches = train_loader(ds, tokenizer, data, train, run.env)
         result = run.fit(
             distiller,
             batches,
@@ -170,7 +186,9 @@ def distill(
             return {
                 "seconds": round(result.seconds, 2),
                 "steps": result.steps,
-                "texts": len(examples),
+                **data_info,
+                "texts_seen": result.examples_seen,
+                "tokens_seen": result.tokens_seen,
                 "parameters": student.num_parameters(),
             }
 
@@ -187,26 +205,45 @@ def _save_projections(distiller: Distiller, out: Path) -> None:
         atomic_write(out / "distiller.safetensors", lambda p: save_file(state, str(p)))
 
 
-def _general_texts(data: DataArgs, unlabelled_file: str | None) -> list[str]:
-    if unlabelled_file:
-        if data.source() != "default":
-            logger.warning(
-                "general stage: distilling on --unlabelled-file %s; the task data (%s) is not read",
-                unlabelled_file,
-                data.task or data.dataset or ", ".join(data.files().values()),
-            )
-        texts = load_unlabelled_text(unlabelled_file)
-    else:
-        splits = load_data(data)
-        texts = [e.text if e.text_pair is None else f"{e.text} {e.text_pair}" for e in splits.train]
-    if not texts:
-        raise ValueError("the general stage found no text to distil on")
-    for i, t in enumerate(texts):
-        if len(t) > MAX_TEXT_CHARS:
-            where = unlabelled_file or "the training texts"
-            raise DataError(
-                f"text {i + 1} has {len(t):,} characters (the limit is {MAX_TEXT_CHARS:,}): is a "
-                "line break missing?",
-                path=where,
-            )
-    return texts
+def _general_sources(
+    data: DataArgs, unlabelled_file: str | Sequence[str] | None
+) -> list[tuple[str, list[str]]]:
+    """``(source, texts)`` of each stage-1 source, in order (see :func:`distill`)."""
+    names = source_list(unlabelled_file)
+    if TRAIN_TEXTS not in names and data.source() != "default":
+        logger.warning(
+            "general stage: distilling on --unlabelled-file %s; the task data (%s) is not read",
+            " ".join(names),
+            data.task or data.dataset or ", ".join(data.files().values()),
+        )
+    sources = []
+    for name in names:
+        if name == TRAIN_TEXTS:
+            texts = training_texts(load_data(data))
+            if not texts:
+                raise ValueError("the general stage found no training texts to distil on")
+        else:
+            texts = load_unlabelled_text(name)  # DataError naming a missing or empty file
+        for i, t in enumerate(texts):
+            if len(t) > MAX_TEXT_CHARS:
+                raise DataError(
+                    f"text {i + 1} has {len(t):,} characters (the limit is {MAX_TEXT_CHARS:,}): "
+                    "is a line break missing?",
+                    path="the training texts" if name == TRAIN_TEXTS else name,
+                )
+        sources.append((name, texts))
+    return sources
+
+
+def _source_counts(sources: list[tuple[str, list[str]]], ds: EncodedDataset) -> dict:
+    """Texts and tokens (after truncation, special tokens included) of each source and in all;
+    ``ds`` holds the sources' texts in order. Logged and returned for the run's records."""
+    lengths, start, rows = ds.lengths, 0, []
+    for name, texts in sources:
+        tokens = sum(lengths[start : start + len(texts)])
+        rows.append({"source": name, "texts": len(texts), "tokens": tokens})
+        logger.info("stage-1 text %s: %d texts, %d tokens", name, len(texts), tokens)
+        start += len(texts)
+    total = {"texts": len(lengths), "tokens": sum(lengths)}
+    logger.info("stage-1 text: %d texts, %d tokens per epoch", total["texts"], total["tokens"])
+    return {**total, "sources": rows}

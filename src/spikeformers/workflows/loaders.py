@@ -7,7 +7,13 @@ from typing import Literal
 import torch
 from torch import nn
 
-from spikeformers.data import DatasetSplits, Example, encode_examples, make_dataloader
+from spikeformers.data import (
+    DatasetSplits,
+    EncodedDataset,
+    Example,
+    encode_examples,
+    make_dataloader,
+)
 from spikeformers.data.config import DataArgs
 from spikeformers.data.metrics import primary_metric
 from spikeformers.distributed import DistEnv, evaluate_sharded, make_train_loader
@@ -93,9 +99,16 @@ def evaluator(
     )
 
 
-def train_loader(examples: list[Example], tokenizer, args: DataArgs, train: TrainConfig, env):
-    """This rank's share of every global batch (length-grouped, seeded per epoch)."""
-    ds = encode_examples(examples, tokenizer, max_length=args.max_length)
+def train_loader(
+    examples: list[Example] | EncodedDataset, tokenizer, args: DataArgs, train: TrainConfig, env
+):
+    """This rank's share of every global batch (length-grouped, seeded per epoch), over
+    ``examples`` or their already encoded dataset."""
+    ds = (
+        examples
+        if isinstance(examples, EncodedDataset)
+        else encode_examples(examples, tokenizer, max_length=args.max_length)
+    )
     return make_train_loader(
         ds,
         global_batch_size=train.batch_size,
