@@ -16,10 +16,20 @@ its validation record and wall time). A finished candidate x seed has
 ``benchmarks/results/quickstart_recipes/<candidate>-seed<S>.json`` and is skipped; with
 ``--commit`` each new file is committed as it lands.
 
+The chosen candidate's test score: ``--final CANDIDATE --seeds 0 1 2`` (once, after the choice)
+finishes each seed's quickstart from the sweep's own stages: their folders are copied into
+``<work-dir>/final-<candidate>-seed<S>/{teacher,stage1,student}`` and the quickstart's recipe
+runs there with ``resume`` (every stage is found finished), so only the quickstart's last step
+runs: the test split scored once, and energy. The candidate must be the packaged recipe (what
+``spikeformers quickstart --seed S`` runs); the result lands in
+``benchmarks/results/quickstart_runs/spikebert-seed<S>.json`` (the README's quickstart table)
+with the stages' measured seconds summed.
+
 Usage::
 
     python benchmarks/quickstart_recipes.py --runs baseline:0 baseline:1 cache:0 --commit
     python benchmarks/quickstart_recipes.py --table   # the Markdown table of every result file
+    python benchmarks/quickstart_recipes.py --final cache --seeds 0 1 2 --commit
 """
 
 from __future__ import annotations
@@ -208,6 +218,65 @@ def load_records(folder: Path = OUT) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
+def finish(name: str, seed: int, work: Path, fast: bool = False) -> dict:
+    """The quickstart's last step (test once, energy) on the sweep's stages of ``name``/``seed``.
+
+    Returns a row of ``benchmarks/quickstart_runs.py``'s format. Raises ``SystemExit`` if the
+    candidate is not what ``spikeformers quickstart --seed S`` runs (the packaged recipe).
+    """
+    import shutil
+
+    from spikeformers.pipeline import DataArgs
+    from spikeformers.quickstart import (
+        _FAST_DATA,
+        QUICKSTART_STUDENTS,
+        QuickstartConfig,
+        quickstart_recipe,
+        run_options,
+    )
+    from spikeformers.recipes.runner import run_recipe
+
+    cfg, spec = resolve(name, seed, fast)
+    if cfg != QuickstartConfig(seed=seed, fast=fast) or spec != QUICKSTART_STUDENTS[cfg.family]:
+        raise SystemExit(
+            f"--final {name}: not the packaged recipe (src/spikeformers/recipes/"
+            f"{cfg.family}.yaml); make it the default first"
+        )
+    rec = run_one(name, seed, work, fast)  # trains whatever stage is missing
+    t_key = _key(seed, cfg.teacher_epochs, cfg.teacher_lr, cfg.max_length)
+    s_key = _key(
+        seed, cfg.general_epochs, cfg.max_length, spec.variant, spec.overrides, spec.general
+    )
+    out = work / f"final-{name}-seed{seed}"
+    shutil.rmtree(out, ignore_errors=True)
+    for src, dst in (
+        (work / f"teacher-{t_key}", "teacher"),
+        (work / f"stage1-{s_key}", "stage1"),
+        (work / f"student-{name}-seed{seed}", "student"),
+    ):
+        shutil.copytree(src, out / dst)
+    data = DataArgs(max_length=cfg.max_length, **(_FAST_DATA if fast else {}))
+    opts = dataclasses.replace(run_options(cfg, show_progress=False), resume=True, overwrite=False)
+    load0, t0 = os.getloadavg(), time.perf_counter()
+    summary = run_recipe(quickstart_recipe(cfg), out, data, opts, config=dataclasses.asdict(cfg))
+    final_s = round(time.perf_counter() - t0, 1)
+    summary["seconds"] = round(rec["seconds"] + final_s, 1)
+    return {
+        "family": cfg.family,
+        "seed": seed,
+        "summary": summary,
+        "fast": fast,
+        "assembled_from": {
+            "sweep": f"quickstart_recipes {name} seed {seed}",
+            "stage_seconds": {k: rec[k]["seconds"] for k in ("teacher", "stage1", "stage2")},
+            "stage_loadavg": {k: rec[k].get("loadavg") for k in ("teacher", "stage1", "stage2")},
+            "final_step_seconds": final_s,
+        },
+        "loadavg": [load0, os.getloadavg()],
+        "machine": machine(),
+    }
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", nargs="*", default=[], metavar="CANDIDATE:SEED")
@@ -216,6 +285,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--table", action="store_true", help="print the table of all results")
     p.add_argument("--results-dir", type=Path, default=OUT, help="one JSON per candidate x seed")
     p.add_argument("--fast", action="store_true", help="smoke test (quickstart --fast stages)")
+    p.add_argument("--final", metavar="CANDIDATE", help="score test once for the chosen candidate")
+    p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2], help="seeds of --final")
+    p.add_argument(
+        "--final-dir", type=Path, default=RESULTS / "quickstart_runs", help="--final results"
+    )
     return p.parse_args(argv)
 
 
@@ -255,6 +329,20 @@ def main(argv: list[str] | None = None) -> None:
             subprocess.run(["git", "add", str(path)], check=True)
             msg = f"quickstart_recipes: {name} seed {seed} (validation only)"
             subprocess.run(["git", "commit", "-q", "-m", msg, "--", str(path)], check=True)
+    if a.final:
+        a.final_dir.mkdir(parents=True, exist_ok=True)
+        for seed in a.seeds:
+            path = a.final_dir / f"spikebert-seed{seed}.json"
+            if path.exists():
+                print(f"{path.name}: done, skipped", file=sys.stderr)
+                continue
+            row = finish(a.final, seed, a.work_dir, a.fast)
+            path.write_text(json.dumps(row, indent=2, default=str) + "\n")
+            print(f"  test: student {row['summary']['student']['accuracy']:.4f}", file=sys.stderr)
+            if a.commit:
+                subprocess.run(["git", "add", str(path)], check=True)
+                msg = f"quickstart: {a.final} seed {seed}, test scored once"
+                subprocess.run(["git", "commit", "-q", "-m", msg, "--", str(path)], check=True)
     if a.table:
         print(markdown(load_records(a.results_dir)))
 
