@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -48,12 +49,20 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-try:
-    from benchmarks.common import machine, save
-except ImportError:  # run as a script
-    from common import machine, save
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from spikeformers.layers.sparse import event_sum, spike_index, transpose_index
+from common import machine, save  # noqa: E402
+from roofline import CONFIGS as ROOFLINE_CONFIGS  # noqa: E402
+from roofline import Config, make_batch  # noqa: E402
+
+from spikeformers import create_model  # noqa: E402
+from spikeformers.layers.sparse import (  # noqa: E402
+    event_sum,
+    sample_density,
+    spike_index,
+    transpose_index,
+    use_events,
+)
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
@@ -64,6 +73,13 @@ CONFIGS = {
 }
 BINARY_RATES = (0.05, 0.1, 0.2)  # LIF outputs feeding the output projection and fc2
 RESIDUAL_RATES = (0.4,)  # nonzero fraction of the residual stream feeding Q/K/V and fc1
+STEP_CONFIGS = {
+    "quickstart": Config(
+        "spikebert-quickstart", "spikebert-mini", 32, 64, dict(num_layers=2, mlp_ratio=2.0)
+    ),
+    "paper": ROOFLINE_CONFIGS["spikebert-12x768"],
+}
+PRODUCTS = ("forward", "dW", "fwd+dW")
 SLOW = 5.0  # a method whose warm-up takes this many times dense's is timed once (its warm-up)
 
 
@@ -202,6 +218,86 @@ def run(configs: list[str], threads: list[int], reps: int, seed: int = 0) -> lis
     return out
 
 
+def _record_inputs(model: torch.nn.Module, seen: dict[str, list]) -> list:
+    """Hooks noting each spiking Linear's input density and whether ``"auto"`` goes sparse."""
+
+    def hook(module: torch.nn.Module, args: tuple) -> None:
+        kind = module.name.split(".", 2)[-1]  # e.g. "attn.out", "mlp.fc2"
+        seen.setdefault(kind, []).append((sample_density(args[0]), use_events("auto", args[0])))
+
+    handles = []
+    for name, module in model.named_modules():
+        if type(module).__name__ == "SpikeBertLinear":
+            module.name = name
+            handles.append(module.register_forward_pre_hook(hook))
+    return handles
+
+
+def end_to_end(config: str, modes: list[str], steps: int, infer_reps: int) -> dict:
+    """Training steps (AdamW) and inference of SpikeBERT with each ``sparse_spike_matmul``
+    mode, the same initial weights and batch, steps interleaved mode by mode (medians)."""
+    cfg = STEP_CONFIGS[config]
+    models, opts = {}, {}
+    for mode in modes:
+        torch.manual_seed(0)
+        models[mode] = create_model(cfg.model, **cfg.overrides, sparse_spike_matmul=mode)
+        opts[mode] = torch.optim.AdamW(models[mode].parameters(), lr=1e-4)
+    batch = make_batch(cfg, models[modes[0]].config.vocab_size, torch.device("cpu"))
+    seen: dict[str, list] = {}
+    handles = _record_inputs(models[modes[0]], seen)
+    step_s: dict[str, list[float]] = {m: [] for m in modes}
+    losses: dict[str, list[float]] = {m: [] for m in modes}
+    for i in range(steps + 1):  # the first is a warm-up
+        for mode in modes:
+            start = time.perf_counter()
+            loss = models[mode](**batch).loss
+            opts[mode].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[mode].step()
+            if i:
+                step_s[mode].append(time.perf_counter() - start)
+            losses[mode].append(loss.item())
+    for h in handles:
+        h.remove()
+    infer_s: dict[str, list[float]] = {m: [] for m in modes}
+    inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    with torch.inference_mode():
+        for i in range(infer_reps + 1):
+            for mode in modes:
+                models[mode].eval()
+                start = time.perf_counter()
+                models[mode](**inputs)
+                if i:
+                    infer_s[mode].append(time.perf_counter() - start)
+    return dict(
+        config=config, model=cfg.model, batch=cfg.batch, seq_len=cfg.seq_len,
+        overrides=cfg.overrides, threads=torch.get_num_threads(), load=os.getloadavg()[0],
+        step_s={m: statistics.median(v) for m, v in step_s.items()}, step_s_all=step_s,
+        infer_s={m: statistics.median(v) for m, v in infer_s.items()}, losses=losses,
+        inputs={k: dict(density=statistics.mean(d for d, _ in v),
+                        auto_sparse=sum(e for _, e in v) / len(v)) for k, v in seen.items()},
+    )  # fmt: skip
+
+
+def step_table(runs: list[dict]) -> list[str]:
+    """Markdown: per configuration, each mode's median step and inference time, and the time
+    of the first mode (``off``) over each other mode's (above 1: that mode is faster)."""
+    lines = [
+        "| config | threads | load | mode | step s | speed-up | inference s | speed-up |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        base = next(iter(run["step_s"]))
+        for mode, step in run["step_s"].items():
+            infer = run["infer_s"][mode]
+            lines.append(
+                f"| {run['config']} | {run['threads']} | {run['load']:.1f} | {mode} | {step:.3f} "
+                f"| {run['step_s'][base] / step:.2f}x | {infer:.3f} "
+                f"| {run['infer_s'][base] / infer:.2f}x |"
+            )
+    return lines
+
+
 def ratio_table(rows: list[dict], product: str) -> list[str]:
     """Markdown: one line per (config, layer, rate, threads) of ``product``; per method its
     time as a multiple of dense's (below 1 is faster), ``*`` on the fastest non-dense method
@@ -236,11 +332,15 @@ def ratio_table(rows: list[dict], product: str) -> list[str]:
 def markdown(result: dict) -> str:
     """The three tables (forward, ``dW``, both) with the run's load averages."""
     out = []
-    for product in ("forward", "dW", "fwd+dW"):
+    for product in sorted({r["product"] for r in result["rows"]}, key=PRODUCTS.index):
         out += [f"\n{product} (time / dense time; bold: fastest, if faster than dense)\n"]
         out += ratio_table(result["rows"], product)
-    loads = [r["load"] for r in result["rows"]]
-    out.append(f"\nload average (1 min) during the run: {min(loads):.1f}-{max(loads):.1f}")
+    if result.get("steps"):
+        out += ["\nwhole steps (AdamW) and inference, `sparse_spike_matmul` per mode\n"]
+        out += step_table(result["steps"])
+    loads = [r["load"] for r in result["rows"] + result.get("steps", [])]
+    if loads:
+        out.append(f"\nload average (1 min) during the run: {min(loads):.1f}-{max(loads):.1f}")
     return "\n".join(out)
 
 
@@ -249,6 +349,10 @@ def main() -> None:  # noqa: D103
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--threads", nargs="+", type=int, default=[1])
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--products", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--steps", type=int, default=0, help="whole training steps per mode (0: none)")
+    p.add_argument("--infer-reps", type=int, default=2)
+    p.add_argument("--modes", nargs="+", default=["off", "auto"])
     p.add_argument("--out", default="sparse_products")
     p.add_argument("--table", type=Path, help="print the tables of a saved result and exit")
     args = p.parse_args()
@@ -256,13 +360,20 @@ def main() -> None:  # noqa: D103
         print(markdown(json.loads(args.table.read_text())))
         return
     load_before = os.getloadavg()
-    rows = run(args.configs, args.threads, args.reps)
+    rows = run(args.configs, args.threads, args.reps) if args.products else []
+    runs = []
+    for config in args.configs if args.steps else []:
+        for nt in args.threads:
+            torch.set_num_threads(nt)
+            runs.append(end_to_end(config, args.modes, args.steps, args.infer_reps))
+            print(runs[-1], flush=True)
     result = dict(
         machine=machine(),
         config=vars(args) | {"table": None},
         load_before=load_before,
         load_after=os.getloadavg(),
         rows=rows,
+        steps=runs,
     )
     print(f"saved {save(args.out, result)}")
     print(markdown(result))

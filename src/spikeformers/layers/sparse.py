@@ -82,9 +82,11 @@ def transpose_index(index: SpikeIndex, k: int) -> SpikeIndex:
 
 
 def event_sum(index: SpikeIndex, table: torch.Tensor) -> torch.Tensor:
-    """``A @ table`` for the sparse ``A [M, R]`` that ``index`` lists: ``table [R, N]`` -> ``[M, N]``.
+    """``A @ table`` for the sparse ``A [M, R]`` that ``index`` lists.
 
     Row ``m`` is the sum of ``table``'s rows ``index.cols`` of row ``m``, weighted by its values.
+
+    Shapes: ``table [R, N]`` -> ``[M, N]``.
     """
     return F.embedding_bag(
         index.cols, table, index.offsets, mode="sum", per_sample_weights=index.values
@@ -92,10 +94,12 @@ def event_sum(index: SpikeIndex, table: torch.Tensor) -> torch.Tensor:
 
 
 def sample_density(x: torch.Tensor) -> float:
-    """Fraction of nonzero entries of ``x``, from at most ``65536`` evenly strided elements."""
-    flat = x.reshape(-1)
-    step = max(1, flat.numel() // _SAMPLE) | 1  # odd: no lock-step with even widths
-    sample = flat[::step]
+    """Fraction of nonzero entries of ``x [..., K]``, from evenly spaced whole rows (about
+    ``65536`` entries, or all): every column is seen, and an odd row step
+    cycles through the positions of power-of-two sequence lengths (padding at the end)."""
+    rows = x.reshape(-1, x.shape[-1])  # (M, K)
+    step = max(1, rows.numel() // _SAMPLE) | 1  # odd: visits every token position mod 2^n
+    sample = rows[::step]  # (about M / step = 65536 / K, K)
     return float(sample.count_nonzero()) / max(1, sample.numel())
 
 
