@@ -184,11 +184,15 @@ def check(x: torch.Tensor, w: torch.Tensor, g: torch.Tensor) -> float:
     return max(fwd.abs().max().item(), dw.abs().max().item())
 
 
-def run(configs: list[str], threads: list[int], reps: int, seed: int = 0) -> list[dict]:
-    """Every (config, layer, rate, threads, product, method) -> median ms."""
+def run(
+    configs: list[str], threads: list[int], reps: int, only: list[str] | None = None, seed: int = 0
+) -> list[dict]:
+    """Every (config, layer, rate, threads, product, method) -> median ms (``only``: layers)."""
     out = []
     for config in configs:
         for layer, m, k, n, rates in layers(config):
+            if only and layer not in only:
+                continue
             for rate in rates:
                 gen = torch.Generator().manual_seed(seed)
                 x = (torch.rand(m, k, generator=gen) < rate).float()  # i.i.d. spikes
@@ -349,6 +353,7 @@ def main() -> None:  # noqa: D103
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--threads", nargs="+", type=int, default=[1])
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--layers", nargs="+", help="only these layers (default: all four)")
     p.add_argument("--products", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--steps", type=int, default=0, help="whole training steps per mode (0: none)")
     p.add_argument("--infer-reps", type=int, default=2)
@@ -360,7 +365,7 @@ def main() -> None:  # noqa: D103
         print(markdown(json.loads(args.table.read_text())))
         return
     load_before = os.getloadavg()
-    rows = run(args.configs, args.threads, args.reps) if args.products else []
+    rows = run(args.configs, args.threads, args.reps, args.layers) if args.products else []
     runs = []
     for config in args.configs if args.steps else []:
         for nt in args.threads:

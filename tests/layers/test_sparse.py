@@ -79,7 +79,11 @@ def test_modes_choose_dense_or_events(monkeypatch):
     assert not use_events("off", x)
     assert use_events("on", x)
     monkeypatch.setattr(sparse, "AUTO_MAX_DENSITY", ((1024, 0.02), (0, 0.0)))
+    monkeypatch.setattr(sparse, "AUTO_MAX_THREADS", torch.get_num_threads())
     assert use_events("auto", x)
+    monkeypatch.setattr(sparse, "AUTO_MAX_THREADS", torch.get_num_threads() - 1)
+    assert not use_events("auto", x)  # more threads than the benchmark supports
+    monkeypatch.setattr(sparse, "AUTO_MAX_THREADS", torch.get_num_threads())
     assert not use_events("auto", x[:, :1000])  # narrower than 1024: never
     x[:, :100] = 1.0  # ~5% dense
     assert not use_events("auto", x)

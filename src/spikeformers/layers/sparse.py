@@ -31,6 +31,7 @@ from spikeformers.utils.literal import literal_algorithm
 
 __all__ = [
     "AUTO_MAX_DENSITY",
+    "AUTO_MAX_THREADS",
     "MODES",
     "SpikeIndex",
     "event_sum",
@@ -44,9 +45,13 @@ __all__ = [
 MODES = ("off", "auto", "on")
 """Values of a model's ``sparse_spike_matmul`` switch."""
 
-AUTO_MAX_DENSITY: tuple[tuple[int, float], ...] = ((1024, 0.08), (0, 0.04))
+AUTO_MAX_DENSITY: tuple[tuple[int, float], ...] = ((0, 0.08),)
 """``(min input width K, max density)`` pairs, widest first: ``"auto"`` goes event-driven when
 the input width is at least ``K`` and the estimated density at most the paired value."""
+
+AUTO_MAX_THREADS = 1
+"""``"auto"`` stays dense with more torch threads than this (the dense kernel scales with
+threads, the event path's index building does not)."""
 
 _SAMPLE = 65536  # elements looked at by sample_density
 
@@ -111,6 +116,8 @@ def use_events(mode: str, x: torch.Tensor) -> bool:
         return True
     if mode != "auto":
         raise ValueError(f"sparse_spike_matmul must be one of {MODES}, got {mode!r}")
+    if torch.get_num_threads() > AUTO_MAX_THREADS:
+        return False
     width = x.shape[-1]
     limit = next((d for k, d in AUTO_MAX_DENSITY if width >= k), 0.0)
     return limit > 0 and sample_density(x) <= limit
