@@ -185,9 +185,15 @@ def check(x: torch.Tensor, w: torch.Tensor, g: torch.Tensor) -> float:
 
 
 def run(
-    configs: list[str], threads: list[int], reps: int, only: list[str] | None = None, seed: int = 0
+    configs: list[str],
+    threads: list[int],
+    reps: int,
+    only: list[str] | None = None,
+    skip: list[str] | None = None,
+    seed: int = 0,
 ) -> list[dict]:
-    """Every (config, layer, rate, threads, product, method) -> median ms (``only``: layers)."""
+    """Every (config, layer, rate, threads, product, method) -> median ms (``only``: these
+    layers; ``skip``: not these methods, named ``method`` or ``product:method``)."""
     out = []
     for config in configs:
         for layer, m, k, n, rates in layers(config):
@@ -209,6 +215,10 @@ def run(
                         "fwd+dW": layer_methods(x, w, g),
                     }
                     for product, methods in products.items():
+                        methods = {
+                            k: f for k, f in methods.items()
+                            if not {k, f"{product}:{k}"} & set(skip or ())
+                        }  # fmt: skip
                         for method, (ms, count) in time_side_by_side(methods, reps).items():
                             out.append(
                                 dict(
@@ -354,6 +364,7 @@ def main() -> None:  # noqa: D103
     p.add_argument("--threads", nargs="+", type=int, default=[1])
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--layers", nargs="+", help="only these layers (default: all four)")
+    p.add_argument("--skip", nargs="+", help="methods to leave out: 'method' or 'product:method'")
     p.add_argument("--products", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--steps", type=int, default=0, help="whole training steps per mode (0: none)")
     p.add_argument("--infer-reps", type=int, default=2)
@@ -365,7 +376,9 @@ def main() -> None:  # noqa: D103
         print(markdown(json.loads(args.table.read_text())))
         return
     load_before = os.getloadavg()
-    rows = run(args.configs, args.threads, args.reps, args.layers) if args.products else []
+    rows = (
+        run(args.configs, args.threads, args.reps, args.layers, args.skip) if args.products else []
+    )
     runs = []
     for config in args.configs if args.steps else []:
         for nt in args.threads:
