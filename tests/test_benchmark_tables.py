@@ -164,3 +164,40 @@ def test_quickstart_recipes_resolve_candidates_and_runs():
     cfg, spec = bench.resolve("kl-t2", 1)
     assert cfg.seed == 1 and cfg.cache_teacher
     assert all(step["temperature"] == 2.0 for step in spec.task_steps)
+
+
+def _product_row(method: str, ms: float, samples: int = 3, threads: int = 1) -> dict:
+    return dict(
+        config="paper", layer="mlp fc2", M=4096, K=3072, N=768, rate=0.05, threads=threads,
+        product="forward", method=method, ms=ms, samples=samples, load=1.0,
+    )  # fmt: skip
+
+
+def test_sparse_products_table_reads_time_over_dense_and_marks_the_fastest():
+    bench = _load("sparse_products")
+    rows = [
+        _product_row("dense", 400.0),
+        _product_row("csr", 300.0),
+        _product_row("csr, conversion excluded", 100.0),  # never "fastest": not end to end
+        _product_row("event (embedding_bag)", 200.0, samples=1),
+        _product_row("dense", 100.0, threads=2),
+        _product_row("csr", 150.0, threads=2),  # slower than dense: nothing bold
+        {**_product_row("dense", 1.0), "product": "dW"},  # another product: left out
+    ]
+    head, rule, one, two = bench.ratio_table(rows, "forward")
+    assert head.split(" | ")[5:] == [
+        "dense ms", "csr", "csr, conversion excluded", "event (embedding_bag) |"
+    ]  # fmt: skip
+    # 300 / 400, 100 / 400, 200 / 400 (timed once)
+    assert one.endswith("| 400.0 | 0.75x | 0.25x | **0.50x (n=1)** |")
+    assert two.endswith("| 2 | 100.0 | 1.50x |  |  |")
+
+
+def test_sparse_products_step_table_reads_speed_up_against_the_first_mode():
+    bench = _load("sparse_products")
+    run = dict(
+        config="paper", threads=1, load=2.0, step_s={"off": 30.0, "auto": 24.0},
+        infer_s={"off": 5.0, "auto": 5.0},
+    )  # fmt: skip
+    *_, auto = bench.step_table([run])
+    assert auto == "| paper | 1 | 2.0 | auto | 24.000 | 1.25x | 5.000 | 1.00x |"

@@ -43,6 +43,7 @@ from torch.utils.checkpoint import checkpoint
 from spikeformers.layers.feature import FeatureTransform
 from spikeformers.layers.packed import all_spiking, save_packed
 from spikeformers.layers.pooling import masked_mean
+from spikeformers.layers.sparse import MODES, spike_linear
 from spikeformers.layers.spiking import SpikingMLP
 from spikeformers.models.base import (
     ClassifierOutput,
@@ -98,6 +99,10 @@ class SpikeBertConfig(ModelConfig):
     """Dropout on the classifier input (train mode only)."""
     layer_norm_eps: float = 1e-5
     """LayerNorm epsilon."""
+    sparse_spike_matmul: str = "off"
+    """Linear products from the input's nonzero entries: ``off``, ``on`` or ``auto`` (by the
+    input's density and width; see :mod:`spikeformers.layers.sparse`). Same results within
+    float rounding."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -109,6 +114,8 @@ class SpikeBertConfig(ModelConfig):
             raise ValueError("time_steps and num_layers must be >= 1")
         if self.reset not in ("hard", "soft"):
             raise ValueError(f"reset must be 'hard' or 'soft', got {self.reset!r}")
+        if self.sparse_spike_matmul not in MODES:
+            raise ValueError(f"sparse_spike_matmul must be one of {MODES}")
 
 
 def _lif(cfg: SpikeBertConfig, v_threshold: float | None = None) -> LIF:
@@ -137,6 +144,7 @@ class SpikeBertLinear(nn.Module):
         self.linear = nn.Linear(d_in, d_out)
         self.norm = nn.LayerNorm(d_out, eps=cfg.layer_norm_eps)
         self.lif = _lif(cfg, v_threshold)
+        self.sparse = cfg.sparse_spike_matmul
         self.recompute = True
         """Recompute ``LIF(LN(.))`` in backward instead of storing its saved tensors."""
 
@@ -146,7 +154,7 @@ class SpikeBertLinear(nn.Module):
             # Time-invariant input (repeat coding, e.g. ``expand`` of the encoded embedding):
             # Linear and LayerNorm act per row, so run them once and repeat their output.
             x, steps = x[0], x.shape[0]
-        y = self.linear(x)  # (T, B, L, D_out), or (B, L, D_out) once
+        y = spike_linear(x, self.linear, self.sparse)  # (T, B, L, D_out), or (B, L, D_out) once
         if self.recompute and torch.is_grad_enabled() and y.requires_grad:
             # Keep only the Linear's output for backward; LayerNorm's and the LIF's saved
             # tensors (the membrane H, as large as y) are recomputed from it, bit for bit.
