@@ -60,3 +60,13 @@ def test_fit_sets_the_threshold_on_cpu_unless_zero_and_learns_the_same(monkeypat
 def test_not_glibc_is_a_no_op(monkeypatch):
     monkeypatch.setattr(allocator, "_glibc", lambda: None)
     assert set_malloc_mmap_threshold(DEFAULT_MMAP_THRESHOLD) is False
+
+
+def test_flag_reaches_the_train_config():
+    from spikeformers.cli import build_parser
+    from spikeformers.cli.options import train_config
+
+    base = ["train", "--model", "spikebert-tiny", "--task", "sst2", "--out", "x"]
+    args = build_parser().parse_args([*base, "--malloc-mmap-threshold", "0"])
+    assert train_config(args).malloc_mmap_threshold == 0
+    assert train_config(build_parser().parse_args(base)).malloc_mmap_threshold == 65536
