@@ -94,9 +94,11 @@ class TrainConfig:
     malloc_mmap_threshold: int = DEFAULT_MMAP_THRESHOLD
     """On CPU with glibc, memory blocks of at least this many bytes are mapped on their own and
     returned to the system when freed, so peak memory follows the live tensors instead of the
-    allocator's high-water mark (about 0.4-0.6x the peak RSS of a SpikeBERT step; costs page
-    faults, i.e. CPU time); process-wide, set when training starts. 0: leave glibc's dynamic
-    threshold alone. See :mod:`spikeformers.utils.allocator`."""
+    allocator's high-water mark (0.4-0.45x the peak RSS of a SpikeBERT step, 0.7-0.75x for
+    SNN-BERT and SpikingBERT). It costs CPU time: every such block is fresh memory from the
+    kernel (measured 5-10x the page faults and about 1.9-2.3x the CPU seconds per step at the
+    quickstart sizes, docs/RESULTS.md); process-wide, set when training starts. 0: leave glibc's
+    dynamic threshold alone (faster steps, higher peak). See :mod:`spikeformers.utils.allocator`."""
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 and not self.max_steps:

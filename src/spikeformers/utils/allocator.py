@@ -9,7 +9,9 @@ mark (fragmented by the step's mix of sizes) sets the process's peak memory (RSS
 bytes live at any moment. Fixing the threshold with ``mallopt`` (which also switches the dynamic
 adjustment off) makes every block of that size or more a mapping of its own: peak RSS then
 follows the live tensors. The price is page faults: each such allocation is fresh, zero-filled
-memory from the kernel (more system CPU time per step).
+memory from the kernel (measured at SpikeBERT 4x256: 5.6x the page faults and 1.9x the CPU
+seconds per training step, for 0.44x the peak RSS; ``benchmarks/allocator_cost.py``). It must
+be set before the heap has grown: later, freed heap blocks are reused first.
 
 :func:`set_malloc_mmap_threshold` is the one place that does it (``ctypes``, glibc only; a no-op
 returning ``False`` elsewhere). The trainer calls it on CPU with
