@@ -4,10 +4,10 @@ For one roofline configuration (``benchmarks/roofline.py``'s ``CONFIGS``), in a 
 
 1. **Saved for backward**: one forward under ``torch.autograd.graph.saved_tensors_hooks`` that
    books every tensor autograd saves (parameters excluded; each storage once) to the module
-   whose forward was running, by the module's class and the last part of its name
-   (``blocks.2.attn.q.linear`` -> ``SpikeBertLinear.q/Linear``... shortened to
-   ``attn.q.linear``), plus what the autograd graph holds that the hooks do not see (the inputs
-   that ``torch.utils.checkpoint`` keeps), as the growth of live bytes over the forward.
+   whose forward was running, summed over blocks (``blocks.2.attn.q.lif`` -> ``attn.q.lif``).
+   Storages are counted whole (a saved view of a larger tensor books all of it), and what other
+   hooks take over (``save_packed``'s bytes, ``torch.utils.checkpoint``'s inputs) is not seen
+   here: the live bytes of part 2 are the reference.
 2. **Live bytes over a step**: ``torch.profiler`` with ``profile_memory`` and its memory
    timeline (the categories of ``torch.profiler._memory_profiler``: parameter, optimizer state,
    input, temporary, activation, gradient, autograd detail, unknown), sampled at the step's peak
