@@ -134,12 +134,17 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def run_worker(cfg: Config, device: torch.device, steps: int, infer_reps: int) -> dict:
-    """Everything for one configuration, in this (fresh) process."""
+def run_worker(
+    cfg: Config, device: torch.device, steps: int, infer_reps: int, ckpt: bool = False
+) -> dict:
+    """Everything for one configuration, in this (fresh) process; ``ckpt``: the model's
+    gradient checkpointing on (as ``--gradient-checkpointing`` of train/distill)."""
     from spikeformers import create_model
 
     torch.manual_seed(0)
     model = create_model(cfg.model, **cfg.overrides).to(device)
+    if ckpt:
+        model.gradient_checkpointing_enable()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batch = make_batch(cfg, model.config.vocab_size, device)
     rss_setup = _rss_mib()
@@ -185,6 +190,7 @@ def run_worker(cfg: Config, device: torch.device, steps: int, infer_reps: int) -
     flops = fwd_flops + bwd_flops
     return {
         "config": asdict(cfg),
+        "gradient_checkpointing": ckpt,
         "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
         "flops_forward": fwd_flops,
         "flops_step": flops,
@@ -204,7 +210,8 @@ def _spawn(cfg: Config, args: argparse.Namespace) -> dict:
     """Run one configuration in a fresh interpreter (clean peak RSS); returns its JSON."""
     cmd = [sys.executable, __file__, "--worker", cfg.name, "--device", args.device,
            "--steps", str(args.steps), "--infer-reps", str(args.infer_reps),
-           "--threads", str(args.threads)] + (["--quick"] if args.quick else [])  # fmt: skip
+           "--threads", str(args.threads)] + (["--quick"] if args.quick else []) + (
+        ["--gradient-checkpointing"] if args.gradient_checkpointing else [])  # fmt: skip
     env = os.environ.copy()
     if args.malloc_mmap_threshold:  # glibc: serve big blocks by mmap, return them on free
         env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
@@ -298,6 +305,11 @@ def main(argv: list[str] | None = None) -> None:  # noqa: D103
         help="set glibc's MALLOC_MMAP_THRESHOLD_ in the workers (e.g. 65536): freed blocks go "
         "back to the OS, so peak RSS tracks live tensors, not allocator high-water marks",
     )
+    p.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="train with the model's gradient checkpointing (families that support it)",
+    )
     p.add_argument("--out", default="roofline", help="benchmarks/results/<out>.json")
     p.add_argument(
         "--compare",
@@ -318,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:  # noqa: D103
     device = torch.device(a.device)
     known = QUICK if a.quick else CONFIGS
     if a.worker:
-        print(json.dumps(run_worker(known[a.worker], device, a.steps, a.infer_reps)))
+        row = run_worker(known[a.worker], device, a.steps, a.infer_reps, a.gradient_checkpointing)
+        print(json.dumps(row))
         return
     names = a.configs or list(known)
     unknown = [n for n in names if n not in known]

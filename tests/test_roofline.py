@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -75,6 +76,15 @@ def test_worker_reports_a_consistent_row_and_the_table_reads_it():
     assert row["peak_rss_MiB"] >= row["rss_after_setup_MiB"] > 0
     text = roofline.table([row], peak=row["achieved_flops_per_s"] * 4)
     assert "| spikebert-tiny |" in text and "| 25% of " in text and row["step_cpu_s"] > 0
+
+
+@pytest.mark.parametrize("name", ["spikebert-tiny", "snnbert-tiny"])
+def test_worker_with_gradient_checkpointing_trains_the_same(name):
+    roofline = _load()
+    cfg = roofline.QUICK[name]
+    rows = [roofline.run_worker(cfg, torch.device("cpu"), 1, 1, ckpt=c) for c in (False, True)]
+    assert rows[1]["gradient_checkpointing"] and not rows[0]["gradient_checkpointing"]
+    assert rows[0]["losses"] == rows[1]["losses"]  # the recomputation is the forward, bitwise
 
 
 def _row(name, flops, step, cpu, peak, setup, infer):

@@ -43,6 +43,7 @@ from spikeformers.distributed import (
 )
 from spikeformers.evaluation import forward_logits, to_device
 from spikeformers.models.base import classification_loss
+from spikeformers.utils.allocator import DEFAULT_MMAP_THRESHOLD, set_malloc_mmap_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,14 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     """Recompute each block in backward instead of storing its activations (less memory, one
     more forward per step); calls ``gradient_checkpointing_enable()`` of the trained model."""
+    malloc_mmap_threshold: int = DEFAULT_MMAP_THRESHOLD
+    """On CPU with glibc, memory blocks of at least this many bytes are mapped on their own and
+    returned to the system when freed, so peak memory follows the live tensors instead of the
+    allocator's high-water mark (0.4-0.45x the peak RSS of a SpikeBERT step, 0.7-0.75x for
+    SNN-BERT and SpikingBERT). It costs CPU time: every such block is fresh memory from the
+    kernel (measured 5-10x the page faults and about 1.9-2.3x the CPU seconds per step at the
+    quickstart sizes, docs/RESULTS.md); process-wide, set when training starts. 0: leave glibc's
+    dynamic threshold alone (faster steps, higher peak). See :mod:`spikeformers.utils.allocator`."""
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 and not self.max_steps:
@@ -113,6 +122,11 @@ class TrainConfig:
             raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every}")
+        if not 0 <= self.malloc_mmap_threshold <= 32 * 2**20:
+            raise ValueError(
+                f"malloc_mmap_threshold must be in 0 .. 33554432 bytes, got "
+                f"{self.malloc_mmap_threshold}"
+            )
 
 
 class TrainCallback(Protocol):
@@ -474,6 +488,8 @@ def fit(
     """
     env = dist_env or current_env(device)
     check_precision(cfg.precision, device)
+    if cfg.malloc_mmap_threshold and device.type == "cpu":
+        set_malloc_mmap_threshold(cfg.malloc_mmap_threshold)
     if cfg.gradient_checkpointing:
         enable = getattr(select_module, "gradient_checkpointing_enable", None)
         if enable is None:

@@ -42,3 +42,26 @@ def test_packing_and_recomputation_give_bitwise_equal_outputs_and_gradients(neur
         assert g.keys() == g0.keys()
         for name in g0:
             assert torch.equal(g[name], g0[name]), (pack, recompute, name)
+
+
+@pytest.mark.parametrize("neuron", ["bpsn", "lif"])
+def test_gradient_checkpointing_gives_bitwise_equal_loss_and_gradients(neuron):
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(1, VOCAB, (3, 9), generator=g)
+    mask = torch.ones(3, 9, dtype=torch.long)
+    mask[0, 5:] = 0
+    out = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        model = create_model("snnbert-tiny", vocab_size=VOCAB, neuron=neuron)
+        if ckpt:
+            model.gradient_checkpointing_enable()
+        loss = model(ids, attention_mask=mask, labels=torch.tensor([0, 1, 1])).loss
+        loss.backward()
+        grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+        out.append((loss.detach(), grads))
+    (l0, g0), (l1, g1) = out
+    assert torch.equal(l0, l1)
+    assert g0.keys() == g1.keys() and any(n.startswith("blocks.0.attn.q") for n in g0)
+    for name in g0:
+        assert torch.equal(g0[name], g1[name]), name

@@ -370,6 +370,7 @@ class SnnBertForSequenceClassification(SpikingModel):
     """SNN-BERT with a classification head. See the module docstring for the architecture."""
 
     config_class = SnnBertConfig
+    supports_gradient_checkpointing = True
     # The time axis IS the token axis: BPSN and the encoder see [B, L, D]; the serial LIF
     # baseline (TokenLIF's inner LIF) runs time-first, [L, B, D].
     spike_layouts = (("*.lif", "LBD"), ("*", "BLD"))
@@ -452,8 +453,15 @@ class SnnBertForSequenceClassification(SpikingModel):
         # integers, saved for backward as bytes, unless a spike function is in analog mode.
         pack = self.config.num_layers <= 127 and all_spiking(self)
         features, attentions = [], []
+        ckpt = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for block, transform in zip(self.blocks, self.transforms, strict=True):
-            x, scores = block(x, mask, need_scores=output_hidden_states, pack=pack)  # counts
+            if ckpt:  # stores x only: packing inside would keep what checkpointing drops
+                x, scores = checkpoint(
+                    block, x, mask, need_scores=output_hidden_states, pack=False,
+                    use_reentrant=False,
+                )  # fmt: skip
+            else:
+                x, scores = block(x, mask, need_scores=output_hidden_states, pack=pack)  # counts
             if output_hidden_states:
                 features.append(transform(x))
                 attentions.append(scores)
