@@ -43,7 +43,7 @@ from spikeformers.distributed import (
 )
 from spikeformers.evaluation import forward_logits, to_device
 from spikeformers.models.base import classification_loss
-from spikeformers.utils.allocator import DEFAULT_MMAP_THRESHOLD, set_malloc_mmap_threshold
+from spikeformers.utils.allocator import set_malloc_mmap_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -91,14 +91,15 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     """Recompute each block in backward instead of storing its activations (less memory, one
     more forward per step); calls ``gradient_checkpointing_enable()`` of the trained model."""
-    malloc_mmap_threshold: int = DEFAULT_MMAP_THRESHOLD
-    """On CPU with glibc, memory blocks of at least this many bytes are mapped on their own and
-    returned to the system when freed, so peak memory follows the live tensors instead of the
-    allocator's high-water mark (0.4-0.45x the peak RSS of a SpikeBERT step, 0.7-0.75x for
-    SNN-BERT and SpikingBERT). It costs CPU time: every such block is fresh memory from the
-    kernel (measured 5-10x the page faults and about 1.9-2.3x the CPU seconds per step at the
-    quickstart sizes, docs/RESULTS.md); process-wide, set when training starts. 0: leave glibc's
-    dynamic threshold alone (faster steps, higher peak). See :mod:`spikeformers.utils.allocator`."""
+    malloc_mmap_threshold: int = 0
+    """Opt-in low-memory mode (e.g. 65536). On CPU with glibc, memory blocks of at least this
+    many bytes are mapped on their own and returned to the system when freed, so peak memory
+    follows the live tensors instead of the allocator's high-water mark (0.4-0.45x the peak RSS
+    of a SpikeBERT step, 0.7-0.75x for SNN-BERT and SpikingBERT). It costs CPU time: every such
+    block is fresh memory from the kernel (measured 5-10x the page faults and about 1.9-2.3x the
+    CPU seconds per step at the quickstart sizes, docs/RESULTS.md); process-wide, set when
+    training starts. 0 (default): leave glibc's dynamic threshold alone (faster steps, higher
+    peak). See :mod:`spikeformers.utils.allocator`."""
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 and not self.max_steps:
