@@ -62,14 +62,14 @@ def _median(rows: list[dict]) -> dict:
 def run_worker(cfg_name: str, quick: bool, steps: int, fixed: bool) -> dict:
     """One process: model, optimizer, then (``fixed``) the threshold, then the steps."""
     from spikeformers import create_model
-    from spikeformers.utils.allocator import DEFAULT_MMAP_THRESHOLD, set_malloc_mmap_threshold
+    from spikeformers.utils.allocator import LOW_MEMORY_MMAP_THRESHOLD, set_malloc_mmap_threshold
 
     cfg = (QUICK if quick else CONFIGS)[cfg_name]
     torch.manual_seed(0)
     model = create_model(cfg.model, **cfg.overrides).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batch = make_batch(cfg, model.config.vocab_size, torch.device("cpu"))
-    applied = set_malloc_mmap_threshold(DEFAULT_MMAP_THRESHOLD) if fixed else False
+    applied = set_malloc_mmap_threshold(LOW_MEMORY_MMAP_THRESHOLD) if fixed else False
     rows = _steps(model, opt, batch, steps)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"fixed": fixed, "applied": applied, "steps": rows, "peak_rss_MiB": peak}
