@@ -85,11 +85,23 @@ def run_one(family: str, seed: int, out: Path, resume: bool, fast: bool = False)
     return {"reused": False, "wall_s": time.perf_counter() - t0, **json.loads(summary.read_text())}
 
 
+def _load(row: dict) -> str:
+    """`` (load a-b...)``: the 1-minute load average range over the run, when recorded (the
+    stages' start/end values of a run assembled from the recipe sweep, else the run's own)."""
+    stages = row.get("assembled_from", {}).get("stage_loadavg", {})
+    loads = [x for span in stages.values() if span for x in span]
+    loads += [triple[0] for triple in row.get("loadavg") or []]  # os.getloadavg() at start, end
+    if not loads:
+        return ""
+    how = ", 1 thread, stages from the recipe sweep" if stages else ""
+    return f" (load {min(loads):.1f}-{max(loads):.1f}{how})"
+
+
 def markdown(rows: list[dict]) -> str:
     """One row per run, then mean and spread per family when it ran with several seeds."""
     lines = [
         "| family | seed | teacher acc | student acc | student F1 | firing rate | "
-        "energy vs teacher (paper) | (full) | quickstart s |",
+        "energy vs teacher (paper) | (full) | wall s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -98,7 +110,7 @@ def markdown(rows: list[dict]) -> str:
             f"| {r['family']} | {r['seed']} | {s['teacher']['accuracy']:.4f} | "
             f"{s['student']['accuracy']:.4f} | {s['student']['f1']:.4f} | "
             f"{s['student']['firing_rate']:.3f} | {100 * e['ratio_paper']:.1f}% | "
-            f"{100 * e['ratio_full']:.1f}% | {s['seconds']:.0f} |"
+            f"{100 * e['ratio_full']:.1f}% | {s['seconds']:.0f}{_load(r)} |"
         )
     by_family: dict[str, list[float]] = {}
     for r in rows:

@@ -201,3 +201,14 @@ def test_sparse_products_step_table_reads_speed_up_against_the_first_mode():
     )  # fmt: skip
     *_, auto = bench.step_table([run])
     assert auto == "| paper | 1 | 2.0 | auto | 24.000 | 1.25x | 5.000 | 1.00x |"
+
+
+def test_quickstart_runs_wall_time_names_the_load_it_ran_under():
+    bench = _load("quickstart_runs")
+    assembled = {
+        "assembled_from": {"stage_loadavg": {"teacher": [0.9, 5.7], "stage2": [4.9, 3.0]}},
+        "loadavg": [[2.5, 2.0, 1.0], [3.0, 2.0, 1.0]],
+    }
+    assert bench._load(assembled) == " (load 0.9-5.7, 1 thread, stages from the recipe sweep)"
+    assert bench._load({"loadavg": [[0.2, 0.1, 0.1], [1.4, 0.5, 0.2]]}) == " (load 0.2-1.4)"
+    assert bench._load({}) == ""
