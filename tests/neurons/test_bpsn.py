@@ -486,7 +486,7 @@ def _lagged_dot_products(grad: torch.Tensor, seq: torch.Tensor, n: int) -> torch
 @pytest.mark.parametrize("budget", [16 * 2**20, 1])  # one channel group / one group per channel
 @pytest.mark.parametrize(("b", "length", "n"), [(1, 1, 15), (3, 2, 3), (2, 7, 17), (3, 40, 15)])
 def test_kernel_gradient_equals_explicit_lagged_sums(b, length, n, budget):
-    from spikeformers.neurons.bpsn import _kernel_grad
+    from spikeformers.neurons.bpsn.kernels import _kernel_grad
 
     gen = torch.Generator().manual_seed(b * 100 + length)
     grad = torch.randn(b, length, 5, generator=gen, dtype=torch.float64)
@@ -498,7 +498,7 @@ def test_kernel_gradient_equals_explicit_lagged_sums(b, length, n, budget):
 def test_bpsn_backward_replays_the_forward_spikes_under_autocast(monkeypatch):
     # Under bf16 autocast the forward convolutions run in bf16; the backward's recomputation must
     # give the same spikes (recomputed in float32, about 0.1% of them flip).
-    import spikeformers.neurons.bpsn as bpsn_module
+    import spikeformers.neurons.bpsn.passes as bpsn_module
 
     neuron = BPSN(64, kernel_size=8, reset_passes=1, detach_reset=True, v_threshold=0.5)
     gen = torch.Generator().manual_seed(0)
@@ -682,7 +682,7 @@ def test_graded_rate_check_fails_for_a_silent_and_an_all_or_none_neuron():
 def test_graded_bpsn_backward_replays_the_forward_spikes_under_autocast(monkeypatch):
     # The charge runs in bf16 under autocast (the integrator in float32); the backward's
     # recomputation must reproduce the forward's spikes exactly.
-    import spikeformers.neurons.bpsn as bpsn_module
+    import spikeformers.neurons.bpsn.graded as bpsn_module
 
     neuron = BPSN(64, kernel_size=8, v_threshold=0.5)
     gen = torch.Generator().manual_seed(0)
