@@ -63,8 +63,8 @@ def _suite() -> str:
     records = suite.load_results(suite.SUITE_RESULTS)
     if not records:
         return "No suite run is recorded yet (`benchmarks/suite.py run`)."
-    text = suite.markdown(records)
-    return text.split("\n", 2)[2].strip()  # without the page title: the document has its own
+    text = suite.markdown(records).split("\n", 2)[2].strip()  # the document has its own title
+    return text.replace("\n## ", "\n### ")  # sub-headings under the document's section
 
 
 BLOCKS: dict[str, Callable[[], str]] = {
