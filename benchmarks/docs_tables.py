@@ -47,8 +47,9 @@ def _quickstart() -> str:
     cpus = sorted({f"{r['machine']['cpu']}, {r['machine']['cpu_count']} cores" for r in rows})
     return (
         f"{quickstart_runs.markdown(rows)}\n\n"
-        f"Measured {', '.join(when)} on {'; '.join(cpus)} (`quickstart s`: the quickstart's own "
-        "wall time, install excluded)."
+        f"Measured {', '.join(when)} on {'; '.join(cpus)}. `wall s`: the run's wall time, install "
+        "excluded; for a run assembled from the recipe sweep, the sum of its stages' times at 1 "
+        "thread under the load shown, not the quickstart's time on a quiet machine."
     )
 
 
