@@ -126,6 +126,16 @@ def resolve(name: str, seed: int, fast: bool = False):
     return cfg, spec
 
 
+def stage_dirs(cfg, spec, work: Path) -> tuple[Path, Path]:
+    """The shared teacher and stage-1 folders of a config: the teacher depends only on the seed
+    and its own settings, stage 1 on the seed, the student and the stage-1 settings."""
+    t_key = _key(cfg.seed, cfg.teacher_epochs, cfg.teacher_lr, cfg.max_length)
+    s_key = _key(
+        cfg.seed, cfg.general_epochs, cfg.max_length, spec.variant, spec.overrides, spec.general
+    )
+    return work / f"teacher-{t_key}", work / f"stage1-{s_key}"
+
+
 def _stage(folder: Path, run) -> dict:
     """Run a shared stage once (``run(folder)``); its record comes from ``sweep.json`` after."""
     record = folder / "sweep.json"
@@ -153,11 +163,7 @@ def run_one(name: str, seed: int, work: Path, fast: bool = False) -> dict:
     cfg, spec = resolve(name, seed, fast)
     data = DataArgs(max_length=cfg.max_length, **(_FAST_DATA if fast else {}))
     common = dict(overwrite=True, show_progress=False)
-    t_key = _key(seed, cfg.teacher_epochs, cfg.teacher_lr, cfg.max_length)
-    s_key = _key(
-        seed, cfg.general_epochs, cfg.max_length, spec.variant, spec.overrides, spec.general
-    )
-    teacher_dir, stage1_dir = work / f"teacher-{t_key}", work / f"stage1-{s_key}"
+    teacher_dir, stage1_dir = stage_dirs(cfg, spec, work)
     student_dir = work / f"student-{name}-seed{seed}"
     teacher = _stage(teacher_dir, lambda d: teacher_stage(d, cfg, data, **common))
     splits = load_data(data)
@@ -243,15 +249,12 @@ def finish(name: str, seed: int, work: Path, fast: bool = False) -> dict:
             f"{cfg.family}.yaml); make it the default first"
         )
     rec = run_one(name, seed, work, fast)  # trains whatever stage is missing
-    t_key = _key(seed, cfg.teacher_epochs, cfg.teacher_lr, cfg.max_length)
-    s_key = _key(
-        seed, cfg.general_epochs, cfg.max_length, spec.variant, spec.overrides, spec.general
-    )
+    teacher_dir, stage1_dir = stage_dirs(cfg, spec, work)
     out = work / f"final-{name}-seed{seed}"
     shutil.rmtree(out, ignore_errors=True)
     for src, dst in (
-        (work / f"teacher-{t_key}", "teacher"),
-        (work / f"stage1-{s_key}", "stage1"),
+        (teacher_dir, "teacher"),
+        (stage1_dir, "stage1"),
         (work / f"student-{name}-seed{seed}", "student"),
     ):
         shutil.copytree(src, out / dst)
