@@ -198,6 +198,7 @@ class StageRunner:
         if self.opts.max_general_texts:
             texts = texts[: self.opts.max_general_texts]
         text_file = self.out / "unlabelled.txt"
+        self.out.mkdir(parents=True, exist_ok=True)
         text_file.write_text(
             "\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8"
         )
