@@ -221,3 +221,26 @@ def test_float_notation_makes_a_regression_task_as_run_glue(tmp_path):
     splits = load_files(train, train, text_column="s1", text_pair_column="s2", label_column="score")
     assert splits.task.is_regression and splits.task.metric == "pearson"
     assert [e.label for e in splits.train] == [5.0, 0.0, 4.0]
+
+
+def test_a_student_distilled_from_stage_1_keeps_the_tasks_class_names(
+    tmp_path, tiny_teacher_dir, capsys
+):
+    # Stage 1's placeholder head already has 2 outputs; the task stage must still save the task's
+    # names ("neg", "pos"), so that a file labelled with them can be evaluated afterwards.
+    rows = "".join(f"{s},{'pos' if i % 2 == 0 else 'neg'}\n" for i, s in enumerate(SENTENCES))
+    train = _write(tmp_path / "train.csv", "sentence,label\n" + rows * 4)
+    dev = _write(tmp_path / "dev.csv", "sentence,label\n" + rows)
+    tiny = ["--set", "num_layers=1", "hidden_size=32", "num_heads=4", "time_steps=2"]
+    common = ["--teacher", str(tiny_teacher_dir), "--train-file", train, "--validation-file", dev]
+    common += ["--epochs", "1", "--batch-size", "8", "--max-length", "16", "--no-progress"]
+    s1, s2 = tmp_path / "s1", tmp_path / "s2"
+    argv = ["distill", "--stage", "general", "--model", "spikebert-tiny", *tiny, *common]
+    assert main([*argv, "--out", str(s1)]) == 0
+    assert json.loads((s1 / "config.json").read_text())["num_labels"] == 2
+    assert main(["distill", "--stage", "task", "--model", str(s1), *common, "--out", str(s2)]) == 0
+    assert json.loads((s2 / "config.json").read_text())["label_names"] == ["neg", "pos"]
+    capsys.readouterr()
+    code, metrics = _evaluate(capsys, s2, "--test-file", dev)
+    assert code == 0, metrics
+    assert metrics["num_examples"] == len(SENTENCES)

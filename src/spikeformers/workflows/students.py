@@ -3,6 +3,7 @@ the vocabulary checks against the tokenizer and the teacher."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -29,7 +30,10 @@ def resolve_student(
             # Stage-1 students carry a placeholder head; re-make it for this task.
             student = load_model(model, **kw)
             return student.reset_classifier(splits.task.num_labels, splits.task.label_names)
-        return load_model(model, **kw)
+        student = load_model(model, **kw)
+        if splits is not None:
+            name_labels(student, splits.task.label_names, model)
+        return student
     if Path(model).exists():
         if (Path(model) / CONFIG_NAME).is_file():
             cfg = read_config(model)  # raises CheckpointError naming a corrupt config.json
@@ -42,6 +46,26 @@ def resolve_student(
     if splits is not None:
         kw.update(num_labels=splits.task.num_labels, label_names=splits.task.label_names)
     return load_model(model, **kw)
+
+
+def name_labels(student: SpikingModel, names: tuple[str, ...], where: str) -> None:
+    """Give a saved student trained further on a task the task's class names (the head is kept).
+
+    A stage-1 student whose placeholder head already has the task's class count carries no
+    names; saved without them, it would read labels by id at evaluation ("0", "1") and reject a
+    file whose labels are the task's names. Names of another task are replaced, with a warning.
+    """
+    old = tuple(student.config.label_names)
+    if old == tuple(names):
+        return
+    if old:
+        logger.warning(
+            "%s: the model's class names %s are replaced by the task's %s (same count; ids kept)",
+            where,
+            list(old),
+            list(names),
+        )
+    student.config = dataclasses.replace(student.config, label_names=tuple(names))
 
 
 def check_vocab(student: SpikingModel, tokenizer, where: str) -> None:
