@@ -18,6 +18,8 @@ Blocks:
   family x seed in ``results/quickstart_runs/``).
 - ``quickstart-recipes``: the validation-only recipe sweep (``benchmarks/quickstart_recipes.py``).
 - ``suite``: the papers' tables (``benchmarks/suite.py``; ``results/suite/<dataset>/*.json``).
+- ``levers``: issue 16's levers on validation (``benchmarks/levers.py``;
+  ``results/levers/<dataset>/*.json``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import levers  # noqa: E402
 import quickstart_recipes  # noqa: E402
 import quickstart_runs  # noqa: E402
 import suite  # noqa: E402
@@ -68,10 +71,18 @@ def _suite() -> str:
     return text.replace("\n## ", "\n### ")  # sub-headings under the document's section
 
 
+def _levers() -> str:
+    records = levers.load_records()
+    if not records:
+        return "No lever run is recorded yet (`benchmarks/levers.py run`)."
+    return levers.markdown(records)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "quickstart": _quickstart,
     "quickstart-recipes": _recipes,
     "suite": _suite,
+    "levers": _levers,
 }
 
 _BLOCK = re.compile(
