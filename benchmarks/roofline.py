@@ -34,7 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -211,7 +211,8 @@ def _spawn(cfg: Config, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--worker", cfg.name, "--device", args.device,
            "--steps", str(args.steps), "--infer-reps", str(args.infer_reps),
            "--threads", str(args.threads)] + (["--quick"] if args.quick else []) + (
-        ["--gradient-checkpointing"] if args.gradient_checkpointing else [])  # fmt: skip
+        ["--gradient-checkpointing"] if args.gradient_checkpointing else []) + (
+        ["--set", *args.set] if args.set else [])  # fmt: skip
     env = os.environ.copy()
     if args.malloc_mmap_threshold:  # glibc: serve big blocks by mmap, return them on free
         env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
@@ -310,6 +311,13 @@ def main(argv: list[str] | None = None) -> None:  # noqa: D103
         action="store_true",
         help="train with the model's gradient checkpointing (families that support it)",
     )
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every configuration, e.g. memory_saving=on",
+    )
     p.add_argument("--out", default="roofline", help="benchmarks/results/<out>.json")
     p.add_argument(
         "--compare",
@@ -329,6 +337,11 @@ def main(argv: list[str] | None = None) -> None:  # noqa: D103
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     known = QUICK if a.quick else CONFIGS
+    if a.set:
+        from spikeformers.cli.options import parse_overrides
+
+        extra = parse_overrides(a.set)
+        known = {n: replace(c, overrides={**c.overrides, **extra}) for n, c in known.items()}
     if a.worker:
         row = run_worker(known[a.worker], device, a.steps, a.infer_reps, a.gradient_checkpointing)
         print(json.dumps(row))

@@ -173,7 +173,7 @@ def test_packing_stores_the_spike_operands_as_bytes(monkeypatch):
 
 
 def test_model_packs_only_when_every_spike_function_spikes(monkeypatch):
-    model = _model()
+    model = _model(memory_saving="on")
     ids, mask, labels = _batch()
     _, per_dtype = _saved_bytes(lambda: model(ids, attention_mask=mask, labels=labels), monkeypatch)
     assert per_dtype.get(torch.uint8, 0) > 0
@@ -182,6 +182,40 @@ def test_model_packs_only_when_every_spike_function_spikes(monkeypatch):
             m.spiking = False  # analog relaxation: activations are not integers
     _, per_dtype = _saved_bytes(lambda: model(ids, attention_mask=mask, labels=labels), monkeypatch)
     assert torch.uint8 not in per_dtype
+
+
+@pytest.mark.parametrize("family", ["spikebert-tiny", "snnbert-tiny"])
+def test_memory_saving_switch_changes_bytes_not_numbers(family, monkeypatch):
+    # "auto" on the CPU = "off": spike operands saved as floats, nothing recomputed; "on" saves
+    # fewer bytes; loss and every gradient are bit for bit the same in all modes.
+    ids, mask, labels = _batch()
+    runs = {}
+    for mode in ("auto", "off", "on"):
+        torch.manual_seed(0)
+        model = create_model(family, vocab_size=VOCAB, num_layers=2, hidden_size=32, num_heads=4,
+                             memory_saving=mode)  # fmt: skip
+        out = {}
+
+        def step(model=model, out=out):
+            out["loss"] = model(ids, attention_mask=mask, labels=labels).loss
+            return out["loss"]
+
+        total, per_dtype = _saved_bytes(step, monkeypatch)
+        out["loss"].backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        runs[mode] = (out["loss"].detach(), grads, total, per_dtype)
+    assert runs["auto"][2] == runs["off"][2]  # saved bytes: the same path
+    assert runs["on"][2] < 0.8 * runs["off"][2]
+    for mode in ("auto", "on"):
+        assert torch.equal(runs[mode][0], runs["off"][0])
+        assert runs[mode][1].keys() == runs["off"][1].keys()
+        for name, g in runs["off"][1].items():
+            assert torch.equal(runs[mode][1][name], g), (mode, name)
+
+
+def test_memory_saving_is_checked():
+    with pytest.raises(ValueError, match="memory_saving"):
+        _model(memory_saving="yes")
 
 
 def test_save_packed_restores_strided_views_exactly():

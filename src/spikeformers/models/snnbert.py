@@ -46,7 +46,12 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from spikeformers.layers.feature import FeatureTransform
-from spikeformers.layers.packed import all_spiking, save_packed
+from spikeformers.layers.packed import (
+    MEMORY_SAVING,
+    all_spiking,
+    memory_saving_active,
+    save_packed,
+)
 from spikeformers.layers.pooling import masked_mean
 from spikeformers.layers.spiking import SpikingMLP
 from spikeformers.models.base import (
@@ -133,11 +138,17 @@ class SnnBertConfig(ModelConfig):
     """Dropout on the classifier input (train mode only)."""
     layer_norm_eps: float = 1e-5
     """LayerNorm epsilon."""
+    memory_saving: str = "auto"
+    """Training memory against time: ``on`` saves spike operands for backward as bytes and
+    recomputes ``neuron(LayerNorm(.))`` in backward; ``off`` stores them as floats (faster on a
+    CPU); ``auto``: on for an accelerator, off on the CPU. Same numbers either way."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_layers < 1 or self.hidden_size < 1 or self.num_heads < 1:
             raise ValueError("num_layers, hidden_size and num_heads must be >= 1")
+        if self.memory_saving not in MEMORY_SAVING:
+            raise ValueError(f"memory_saving must be one of {MEMORY_SAVING}")
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
@@ -258,12 +269,13 @@ class SnnBertLinear(nn.Module):
         self.linear = nn.Linear(d_in, d_out)
         self.norm = nn.LayerNorm(d_out, eps=cfg.layer_norm_eps)
         self.neuron = build_token_neuron(cfg, d_out, v_threshold)
-        self.recompute = True
-        """Recompute ``neuron(LN(.))`` in backward instead of storing its saved tensors."""
+        self.recompute: str | bool = cfg.memory_saving
+        """Recompute ``neuron(LN(.))`` in backward instead of storing its saved tensors: ``on``,
+        ``off``, ``auto`` (on an accelerator; see :func:`memory_saving_active`) or a bool."""
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
         y = self.linear(x)  # (B, L, D_out)
-        if self.recompute and torch.is_grad_enabled() and y.requires_grad:
+        if torch.is_grad_enabled() and y.requires_grad and memory_saving_active(self.recompute, y):
             # Keep only the Linear's output for backward; LayerNorm's and the neuron's saved
             # tensors are recomputed from it (the same numbers: the recomputation is the forward).
             return checkpoint(self._fire, y, mask, use_reentrant=False)
@@ -451,7 +463,11 @@ class SnnBertForSequenceClassification(SpikingModel):
         x = self.encode(self.embed(input_ids, mask), mask)  # (B, L, D) spikes
         # Spikes and the residual stream (sums of at most 2 * num_layers + 1 spikes) are
         # integers, saved for backward as bytes, unless a spike function is in analog mode.
-        pack = self.config.num_layers <= 127 and all_spiking(self)
+        pack = (
+            memory_saving_active(self.config.memory_saving, input_ids)
+            and self.config.num_layers <= 127
+            and all_spiking(self)
+        )
         features, attentions = [], []
         ckpt = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for block, transform in zip(self.blocks, self.transforms, strict=True):

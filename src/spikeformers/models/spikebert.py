@@ -41,7 +41,12 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from spikeformers.layers.feature import FeatureTransform
-from spikeformers.layers.packed import all_spiking, save_packed
+from spikeformers.layers.packed import (
+    MEMORY_SAVING,
+    all_spiking,
+    memory_saving_active,
+    save_packed,
+)
 from spikeformers.layers.pooling import masked_mean
 from spikeformers.layers.sparse import MODES, spike_linear
 from spikeformers.layers.spiking import SpikingMLP
@@ -103,6 +108,10 @@ class SpikeBertConfig(ModelConfig):
     """Linear products from the input's nonzero entries: ``off``, ``on`` or ``auto`` (by the
     input's density and width; see :mod:`spikeformers.layers.sparse`). Same results within
     float rounding."""
+    memory_saving: str = "auto"
+    """Training memory against time: ``on`` saves spike operands for backward as bytes and
+    recomputes ``LIF(LayerNorm(.))`` in backward; ``off`` stores them as floats (faster on a
+    CPU); ``auto``: on for an accelerator, off on the CPU. Same numbers either way."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -116,6 +125,8 @@ class SpikeBertConfig(ModelConfig):
             raise ValueError(f"reset must be 'hard' or 'soft', got {self.reset!r}")
         if self.sparse_spike_matmul not in MODES:
             raise ValueError(f"sparse_spike_matmul must be one of {MODES}")
+        if self.memory_saving not in MEMORY_SAVING:
+            raise ValueError(f"memory_saving must be one of {MEMORY_SAVING}")
 
 
 def _lif(cfg: SpikeBertConfig, v_threshold: float | None = None) -> LIF:
@@ -145,8 +156,9 @@ class SpikeBertLinear(nn.Module):
         self.norm = nn.LayerNorm(d_out, eps=cfg.layer_norm_eps)
         self.lif = _lif(cfg, v_threshold)
         self.sparse = cfg.sparse_spike_matmul
-        self.recompute = True
-        """Recompute ``LIF(LN(.))`` in backward instead of storing its saved tensors."""
+        self.recompute: str | bool = cfg.memory_saving
+        """Recompute ``LIF(LN(.))`` in backward instead of storing its saved tensors: ``on``,
+        ``off``, ``auto`` (on an accelerator; see :func:`memory_saving_active`) or a bool."""
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
         steps = None
@@ -155,7 +167,7 @@ class SpikeBertLinear(nn.Module):
             # Linear and LayerNorm act per row, so run them once and repeat their output.
             x, steps = x[0], x.shape[0]
         y = spike_linear(x, self.linear, self.sparse)  # (T, B, L, D_out), or (B, L, D_out) once
-        if self.recompute and torch.is_grad_enabled() and y.requires_grad:
+        if torch.is_grad_enabled() and y.requires_grad and memory_saving_active(self.recompute, y):
             # Keep only the Linear's output for backward; LayerNorm's and the LIF's saved
             # tensors (the membrane H, as large as y) are recomputed from it, bit for bit.
             return checkpoint(self._fire, y, steps, mask, use_reentrant=False)
@@ -349,7 +361,11 @@ class SpikeBertForSequenceClassification(SpikingModel):
         x = spikes.unsqueeze(0).expand(cfg.time_steps, *spikes.shape)  # (T, B, L, D) repeat coding
         # Spikes and the residual stream (sums of at most 2 * num_layers + 1 spikes) are
         # integers, saved for backward as bytes, unless a spike function is in analog mode.
-        pack = self.config.num_layers <= 127 and all_spiking(self)
+        pack = (
+            memory_saving_active(self.config.memory_saving, input_ids)
+            and self.config.num_layers <= 127
+            and all_spiking(self)
+        )
         features = []
         ckpt = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for block, transform in zip(self.blocks, self.transforms, strict=True):
