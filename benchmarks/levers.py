@@ -58,7 +58,7 @@ logger = logging.getLogger("levers")
 LEVERS: dict[str, dict] = {
     "base": {"about": "the packaged recipe (the suite's cell)"},
     "wiki": {
-        "about": "stage 1 also on WikiText-2 valid+test (about 15k pieces, 5x the tokens)",
+        "about": "stage 1 also on WikiText-2 valid+test (15.5k pieces, 0.58M tokens: about 6x)",
         "patch": {"general": {"text": ["train", *WIKI]}},
     },
     "pool": {
@@ -87,6 +87,10 @@ LEVERS: dict[str, dict] = {
         "about": "teacher all-mpnet-base-v2 (12 x 768) in both stages",
         "patch": {"teacher": {"model": "mpnet"}},
     },
+    "alpha4": {"about": "surrogate sharpness 4 (was 2)", "families": ["spikebert", "snnbert"],
+               "patch": {"student": {"overrides": {"surrogate_alpha": 4.0}}}},
+    "T6": {"about": "T = 6 simulation steps (was 8: energy scales with T)",
+           "families": ["spikingbert"], "patch": {"student": {"overrides": {"time_steps": 6}}}},
     "feedback": {"about": "feedback connections on", "families": ["spikingbert"],
                  "patch": {"student": {"overrides": {"feedback": True}}}},
     "width384": {"about": "width 384 (was 192)", "families": ["spikingbert"],

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, as one command (about 7 minutes on one H200).
+# The checks that need a GPU, as one command (never timed on a GPU yet; the CPU dry run below
+# shows the steps).
 #
 # Runs on a machine whose `python3` has a CUDA build of PyTorch and the project's dependencies
 # (torch, numpy, safetensors, tqdm, transformers, pytest); it installs nothing and needs no
@@ -18,6 +19,7 @@
 #    for every family (the packed-spike and recompute paths of issue 14). TF32 stays off (the
 #    fp32 default), so the GEMM peak is the fp32 one. To compare with another checkout, run the
 #    same file with that checkout's src first on PYTHONPATH and use `roofline.py --compare`.
+#    Then SpikeBERT and SNN-BERT again with `memory_saving=off` (CUDA's default is on).
 # Logs and JSON go to OUT_DIR; the exit status is non-zero if any part failed.
 # SPIKEFORMERS_TEST_DEVICE=cpu runs the same steps on the CPU (a dry run of this script).
 set -uo pipefail
@@ -57,6 +59,15 @@ cp "benchmarks/results/lif_speed_$dev.json" "$out/" 2>/dev/null || status=1
     2>&1 | tee "$out/roofline_$dev.md"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 cp "benchmarks/results/roofline_$dev.json" "$out/" 2>/dev/null || status=1
+
+# The same with memory_saving off (on CUDA "auto" means on): what packing spikes and recomputing
+# the neurons cost in time and save in memory on this device (docs/RESULTS.md, "Memory against
+# time"); compare with `roofline.py --compare`.
+"$py" benchmarks/roofline.py --device "$dev" --steps 5 --infer-reps 5 --set memory_saving=off \
+    --configs spikebert-4x256 spikebert-12x768 snnbert-quickstart snnbert-12x768 \
+    --out "roofline_${dev}_memsave_off" 2>&1 | tee "$out/roofline_${dev}_memsave_off.md"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+cp "benchmarks/results/roofline_${dev}_memsave_off.json" "$out/" 2>/dev/null || status=1
 
 echo "gpu_check: status $status, results in $out"
 exit $status
