@@ -226,6 +226,7 @@ def test_ablate_flags_build_the_study_config():
         ["--task", "sst2", "--data-dir", "d", "--out", "o", "--seeds", "0", "1"]
         + ["--variants", "full", "no_kl", "--set", "num_layers=2", "--stage2-max-steps", "7"]
         + ["--n-iter", "3", "--p-ng", "0.5", "--tagger", "spacy", "--max-train-samples", "50"]
+        + ["--unlabelled-file", "train", "--unlabelled-file", "wiki.txt"]
     )
     cfg = ablate.ablation_config(args)
     assert cfg.seeds == (0, 1) and cfg.variants == ("full", "no_kl")
@@ -234,3 +235,4 @@ def test_ablate_flags_build_the_study_config():
     assert cfg.augment.n_iter == 3 and cfg.augment.p_ng == 0.5 and cfg.tagger == "spacy"
     assert cfg.data.task == "sst2" and cfg.data.max_train_samples == 50
     assert cfg.teacher is None  # fine-tune one first
+    assert cfg.unlabelled_file == ["train", "wiki.txt"]  # repeatable, as for distill

@@ -163,8 +163,9 @@ class AblationConfig:
     """POS tagger name (:func:`spikeformers.augment.make_tagger`)."""
     spacy_model: str | None = None
     """spaCy pipeline package for ``tagger="spacy"``."""
-    unlabelled_file: str | None = None
-    """Stage-1 text; default: the task's training sentences with labels dropped."""
+    unlabelled_file: str | list[str] | None = None
+    """Stage-1 text sources (see :func:`spikeformers.pipeline.distill`); default: the task's
+    training sentences with labels dropped."""
     device: str | None = None
     """``cpu``, ``cuda``...; default CUDA when present."""
     resume: bool = False

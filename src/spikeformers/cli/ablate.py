@@ -29,7 +29,12 @@ def build(p: argparse.ArgumentParser) -> None:
     o.add_overrides(p, "student config overrides")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (0)")
     p.add_argument("--variants", nargs="+", choices=VARIANT_NAMES, default=list(VARIANT_NAMES))
-    p.add_argument("--unlabelled-file", help="stage-1 text (default: the training sentences)")
+    p.add_argument(
+        "--unlabelled-file",
+        action="append",
+        metavar="FILE_OR_train",
+        help="stage-1 text source, repeatable, as for distill (default: the training sentences)",
+    )
     g = p.add_argument_group("training")
     g.add_argument("--teacher-epochs", type=float, default=3.0, help="teacher fine-tuning (3)")
     g.add_argument("--stage1-epochs", type=float, default=1.0, help="stage-1 epochs (1)")
