@@ -67,7 +67,8 @@ class RunOptions:
     max_steps: int | None = None
     """Smoke runs: every stage stops after this many steps (validating once per epoch)."""
     max_general_texts: int | None = None
-    """Stage 1 reads at most this many texts."""
+    """The ``train`` stage-1 source (the task's training texts) is cut to this many texts (file
+    sources are read whole); ``quickstart --fast`` uses it."""
     energy_samples: int | None = None
     """Test texts priced (``None``: the recipe's)."""
     direct: bool | None = None
