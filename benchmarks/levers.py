@@ -271,12 +271,7 @@ def run_one(
             "stage1": stage1.get("seconds"),
             "task": [_metrics(run_dir / d).get("seconds") for d in _task_dirs(recipe)],
         },
-        "config": {
-            "recipe": recipe.to_dict(),
-            "budget": dataclasses.asdict(budget),
-            "data": dataclasses.asdict(data),
-            "max_steps": max_steps,
-        },
+        "config": suite.run_config(recipe, budget, data, max_steps),
         "run_dir": str(run_dir),
         "machine": machine(),
     }

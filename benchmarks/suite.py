@@ -247,6 +247,16 @@ def result_records(summary: dict, run_dir: Path, teacher: dict, meta: dict) -> d
     return out
 
 
+def run_config(recipe, budget: Budget, data, max_steps: int | None) -> dict:
+    """What a result JSON records of how it was made: recipe, budget, data, step cap."""
+    return {
+        "recipe": recipe.to_dict(),
+        "budget": dataclasses.asdict(budget),
+        "data": dataclasses.asdict(data),
+        "max_steps": max_steps,
+    }
+
+
 def run_cell(
     ds: Dataset,
     family: str,
@@ -294,12 +304,7 @@ def run_cell(
         "metric": ds.metric,
         "family": family,
         "seed": seed,
-        "config": {
-            "recipe": recipe.to_dict(),
-            "budget": dataclasses.asdict(budget),
-            "data": dataclasses.asdict(data),
-            "max_steps": max_steps,
-        },
+        "config": run_config(recipe, budget, data, max_steps),
         "run_dir": str(run_dir),
     }
     teacher_rec = {
