@@ -83,6 +83,10 @@ LEVERS: dict[str, dict] = {
            "patch": {"student": {"overrides": {"time_steps": 8}}}},
     "layers4": {"about": "4 layers (was 2)", "families": ["spikebert", "snnbert"],
                 "patch": {"student": {"overrides": {"num_layers": 4}}}},
+    "deep-narrow": {"about": "4 layers of width 256 (was 2 of 384: about the same synaptic "
+                    "operations)", "families": ["spikebert", "snnbert"],
+                    "patch": {"student": {"overrides": {"num_layers": 4, "hidden_size": 256,
+                                                        "num_heads": 8}}}},
     "mpnet": {
         "about": "teacher all-mpnet-base-v2 (12 x 768) in both stages",
         "patch": {"teacher": {"model": "mpnet"}},
