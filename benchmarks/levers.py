@@ -84,7 +84,8 @@ LEVERS: dict[str, dict] = {
     "layers4": {"about": "4 layers (was 2)", "families": ["spikebert", "snnbert"],
                 "patch": {"student": {"overrides": {"num_layers": 4}}}},
     "deep-narrow": {"about": "4 layers of width 256 (was 2 of 384: about the same synaptic "
-                    "operations)", "families": ["spikebert", "snnbert"],
+                    "operations; the word embeddings then start random, not the teacher's)",
+                    "families": ["spikebert", "snnbert"],
                     "patch": {"student": {"overrides": {"num_layers": 4, "hidden_size": 256,
                                                         "num_heads": 8}}}},
     "mpnet": {
