@@ -375,7 +375,8 @@ def markdown(records: list[dict]) -> str:
         "",
         f"Levers: {about}. Scores: validation (accuracy %; mean +- sample sd over seeds, n "
         "seeds); change vs base: the lever minus `base` on the same dataset and seed, over all "
-        "pairs; gap: the teacher's validation score minus the student's. Energy on the first 100 "
+        "pairs (n pairs); gap: the teacher's validation score minus the student's, over all the "
+        "row's runs (n runs, datasets pooled). Energy on the first 100 "
         "validation texts (45 nm, batch 1). Seconds: stage 1 + stage 2 as measured (shared "
         "machine: compare within a column only roughly). The test split is not read.",
     ]
