@@ -52,24 +52,28 @@ from common import RESULTS, machine  # noqa: E402
 OUT = RESULTS / "quickstart_recipes"
 
 # name -> {"about": text, "config": QuickstartConfig fields, "student": model overrides,
-#          "task": DistillConfig options added to every task step}
+#          "task": DistillConfig options added to every task step}. Each candidate states its
+# stage-2 epochs, so that its meaning does not move with the quickstart's default.
 CANDIDATES: dict[str, dict] = {
-    "baseline": {"about": "the recipe of docs/RESULTS.md 'Quickstart' (before this sweep)"},
+    "baseline": {
+        "about": "the recipe of docs/RESULTS.md 'Quickstart' (before this sweep)",
+        "config": {"task_epochs": 5.0},
+    },
     "cache": {
         "about": "baseline with the teacher's stage-2 outputs cached (same losses; speed only)",
-        "config": {"cache_teacher": True},
+        "config": {"cache_teacher": True, "task_epochs": 5.0},
     },
     "teacher-lr2e-4": {
         "about": "baseline, teacher fine-tuned at lr 2e-4",
-        "config": {"teacher_lr": 2e-4, "cache_teacher": True},
+        "config": {"teacher_lr": 2e-4, "cache_teacher": True, "task_epochs": 5.0},
     },
     "teacher-2ep": {
         "about": "baseline, teacher fine-tuned 2 epochs",
-        "config": {"teacher_epochs": 2.0, "cache_teacher": True},
+        "config": {"teacher_epochs": 2.0, "cache_teacher": True, "task_epochs": 5.0},
     },
     "frozen-emb": {
         "about": "cache, word embeddings frozen in stage 2",
-        "config": {"cache_teacher": True, "freeze_embeddings": True},
+        "config": {"cache_teacher": True, "freeze_embeddings": True, "task_epochs": 5.0},
     },
     "combo": {
         "about": "cache, teacher 2 epochs, stage 1 2 epochs, word embeddings frozen in stage 2",
@@ -78,6 +82,7 @@ CANDIDATES: dict[str, dict] = {
             "teacher_epochs": 2.0,
             "general_epochs": 2.0,
             "freeze_embeddings": True,
+            "task_epochs": 5.0,
         },
     },
     "stage2-4ep": {
@@ -87,7 +92,7 @@ CANDIDATES: dict[str, dict] = {
     },
     "kl-t2": {
         "about": "cache, KL temperature 2",
-        "config": {"cache_teacher": True},
+        "config": {"cache_teacher": True, "task_epochs": 5.0},
         "task": {"temperature": 2.0},
     },
 }

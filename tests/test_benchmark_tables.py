@@ -164,6 +164,11 @@ def test_quickstart_recipes_resolve_candidates_and_runs():
     cfg, spec = bench.resolve("kl-t2", 1)
     assert cfg.seed == 1 and cfg.cache_teacher
     assert all(step["temperature"] == 2.0 for step in spec.task_steps)
+    # candidates keep the epochs they were run with when the quickstart's default moves
+    from spikeformers.quickstart import QuickstartConfig
+
+    assert bench.resolve("cache", 0)[0].task_epochs == 5.0
+    assert bench.resolve("stage2-4ep", 2)[0] == QuickstartConfig(seed=2)  # today's default
 
 
 def _product_row(method: str, ms: float, samples: int = 3, threads: int = 1) -> dict:

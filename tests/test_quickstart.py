@@ -91,3 +91,16 @@ def test_summary_table_formats_given_numbers():
     assert "0.8512" in text and "0.7701" in text and "0.1234" in text
     assert "15.0% (paper)" in text and "25.0% (full)" in text
     assert "487 examples" in text
+
+
+def test_the_quickstart_cuts_spikebert_stage_2_to_4_epochs_only():
+    from spikeformers.quickstart import quickstart_recipe
+    from spikeformers.recipes import load_recipe
+
+    # the packaged recipe (the suite's) keeps 5; the quickstart runs 4 (its time budget)
+    assert load_recipe("spikebert").task_train["epochs"] == 5.0
+    cfg = QuickstartConfig()
+    assert cfg.task_epochs == 4.0 and quickstart_recipe(cfg).task_train["epochs"] == 4.0
+    assert QuickstartConfig(task_epochs=5.0).task_epochs == 5.0  # still settable
+    other = QuickstartConfig(family="snnbert")
+    assert other.task_epochs == load_recipe("snnbert").task_train["epochs"]

@@ -3,9 +3,10 @@
 ``quickstart_calls_fast.json`` holds the pipeline calls (function, arguments, order) that the
 quickstart made before the runner existed (recorded from commit fda3588 with
 ``tests/recipes/calls.py``), for the fast config of every family; since then SpikeBERT's recipe
-caches the teacher's outputs (`cache_teacher: true` added to its distill calls). Arguments
-equal to a function's default count as not given (passing a default explicitly is the same
-call).
+caches the teacher's outputs (`cache_teacher: true` added to its distill calls) and the
+quickstart runs its stage 2 for 4 epochs instead of 5 (``QUICKSTART_TASK_EPOCHS``; stop 13).
+Arguments equal to a function's default count as not given (passing a default explicitly is the
+same call).
 """
 
 from __future__ import annotations
