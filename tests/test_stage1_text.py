@@ -72,19 +72,6 @@ def test_one_file_alone_skips_the_task_texts(tmp_path, tiny_teacher_dir, csv_dat
     assert (m["texts"], m["tokens"], m["texts_seen"], m["tokens_seen"]) == (2, 14, 2, 14)
 
 
-def test_long_paragraphs_are_cut_into_pieces_not_truncated(tmp_path, tiny_teacher_dir, csv_data):
-    # --max-length 7: pieces of (7 - 2) * 2 // 3 = 3 words. By hand: "the movie is good" ->
-    # "the movie is" (5 tokens) + "good" (3); "the plot was dull and boring" -> two pieces of 3
-    # words (5 + 5). Truncating instead would give 2 texts and 6 + 7 tokens.
-    wiki, _ = _files(tmp_path)
-    out = tmp_path / "s1"
-    argv = _general(out, str(tiny_teacher_dir), csv_data, wiki, epochs="1")
-    assert main([*argv, "--max-length", "7"]) == 0
-    m = json.loads((out / "metrics.json").read_text())
-    assert (m["texts"], m["tokens"]) == (4, 5 + 3 + 5 + 5)
-    assert "2 paragraphs cut into 4 pieces of <= 3 words" in (out / "run.log").read_text()
-
-
 def _fails(argv: list[str], capsys, pattern: str) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -19,7 +19,6 @@ from spikeformers.data import (
 )
 from spikeformers.data.config import MAX_TEXT_CHARS, DataArgs, load_data, load_training_data
 from spikeformers.data.transfer import augmented_splits
-from spikeformers.data.unlabelled import chunk_texts
 from spikeformers.distill.distiller import DistillConfig, Distiller, init_embeddings_from_teacher
 from spikeformers.distill.teacher import freeze, load_teacher, load_tokenizer
 from spikeformers.registry import is_saved_model
@@ -232,34 +231,8 @@ def _general_sources(
                     "is a line break missing?",
                     path="the training texts" if name == TRAIN_TEXTS else name,
                 )
-        if name != TRAIN_TEXTS:
-            texts = _chunked(name, texts, data.max_length)
         sources.append((name, texts))
     return sources
-
-
-def chunk_words(max_length: int) -> int:
-    """Words per stage-1 piece of a file source at ``max_length`` tokens: WordPiece splits
-    English running text into about 1.2 tokens a word (WikiText-2 valid/test: 1.22/1.24 with the
-    MiniLM vocabulary), so ``2/3`` of the length less [CLS]/[SEP] keeps most pieces whole (at 64
-    tokens 1.2%/1.6% of WikiText-2's pieces are still cut, against most paragraphs unchunked)."""
-    return max(1, (max_length - 2) * 2 // 3)
-
-
-def _chunked(name: str, paragraphs: list[str], max_length: int) -> list[str]:
-    """A file source's paragraphs cut into pieces of :func:`chunk_words` words (whole sentences
-    where they fit), so that text past ``max_length`` tokens is trained on, not truncated away."""
-    pieces = chunk_texts(paragraphs, chunk_words(max_length))
-    if len(pieces) != len(paragraphs):
-        logger.info(
-            "stage-1 text %s: %d paragraphs cut into %d pieces of <= %d words (max length %d)",
-            name,
-            len(paragraphs),
-            len(pieces),
-            chunk_words(max_length),
-            max_length,
-        )
-    return pieces
 
 
 def _source_counts(sources: list[tuple[str, list[str]]], ds: EncodedDataset) -> dict:
