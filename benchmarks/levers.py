@@ -58,7 +58,7 @@ logger = logging.getLogger("levers")
 LEVERS: dict[str, dict] = {
     "base": {"about": "the packaged recipe (the suite's cell)"},
     "wiki": {
-        "about": "stage 1 also on WikiText-2 valid+test (4,026 paragraphs, truncated at max_length)",
+        "about": "stage 1 also on WikiText-2 valid+test (4,026 paragraphs, cut at max_length)",
         "patch": {"general": {"text": ["train", *WIKI]}},
     },
     "pool": {
