@@ -95,7 +95,8 @@ QUICKSTART_TASK_EPOCHS: dict[str, float] = {"spikebert": 4.0}
 """Stage-2 epochs of the quickstart where they differ from the family's packaged recipe.
 SpikeBERT's recipe (5 epochs, the benchmark suite's) took 662 s in all on a quiet 2-core AMD
 EPYC, over the quickstart's 10-minute budget; 4 epochs were chosen on validation by a rule fixed
-before the runs (docs/RESULTS.md, "Quickstart recipe chosen on validation only")."""
+before the runs and took 557 s (docs/RESULTS.md, "Quickstart recipe chosen on validation
+only")."""
 
 # QuickstartConfig field -> (recipe section, TrainConfig field) it defaults to
 _FROM_RECIPE = {
