@@ -11,12 +11,13 @@ The caller vouches that the tensors hold integers in ``[0, 255]``; nothing check
 would cost a full pass over every tensor, as much as the packing saves in time). A model
 enables packing only while all of its spike functions spike (see :func:`all_spiking`).
 
-Packing and recomputing ``neuron(LayerNorm(.))`` in backward trade time for memory: on 2 CPU
-cores a SpikeBERT 4 x 256 training step ran 1.31x faster and an SNN-BERT quickstart step 1.10x
-faster with both off, for about 15% more peak memory (docs/RESULTS.md). The models' config field
-``memory_saving`` (:data:`MEMORY_SAVING`) chooses: ``"on"``, ``"off"``, or ``"auto"`` (the
-default: on for tensors on an accelerator, where memory bounds the batch; off on the CPU, where
-time does). The numbers are the same either way (bit for bit, tested).
+Packing and recomputing ``neuron(LayerNorm(.))`` in backward save memory and may cost time: on
+2 CPU cores, separate processes gave a SpikeBERT 4 x 256 step 3.15 s with both on and 2.06 s off
+(peak RSS 2283 against 2713 MiB), but an interleaved check in one process
+(``benchmarks/memory_saving_toggles.py``) found no such gap; docs/RESULTS.md has both. The
+models' config field ``memory_saving`` (:data:`MEMORY_SAVING`) chooses: ``"on"``, ``"off"``, or
+``"auto"`` (the default: on for tensors on an accelerator, where memory bounds the batch; off on
+the CPU). The numbers are the same either way (bit for bit, tested).
 """
 
 from __future__ import annotations
