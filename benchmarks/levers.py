@@ -58,13 +58,14 @@ logger = logging.getLogger("levers")
 LEVERS: dict[str, dict] = {
     "base": {"about": "the packaged recipe (the suite's cell)"},
     "wiki": {
-        "about": "stage 1 also on WikiText-2 valid+test (4,026 paragraphs, cut at max_length)",
-        "patch": {"general": {"text": ["train", *WIKI]}},
+        "about": "stage 1 also on WikiText-2 valid+test (4,026 paragraphs, split into pieces "
+        "that fit max_length: --split-long-texts)",
+        "patch": {"general": {"text": ["train", *WIKI], "split_long_texts": True}},
     },
     "pool": {
         "about": "stage 1 on every training text of the set (not only the 4,000 labelled) and "
-        "WikiText-2 valid+test",
-        "patch": {"general": {"text": [TRAIN_ALL, *WIKI]}},
+        "WikiText-2 valid+test (file sources split to fit max_length)",
+        "patch": {"general": {"text": [TRAIN_ALL, *WIKI], "split_long_texts": True}},
     },
     "stage1-3ep": {
         "about": "stage 1 for 3 epochs (was 1)",
@@ -149,6 +150,8 @@ def stage1_key(recipe, seed: int) -> str:
         recipe.general_train,
         seed,
     ]
+    if recipe.split_long_texts:  # appended only when on: earlier keys (and folders) still match
+        parts.append("split_long_texts")
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

@@ -46,6 +46,7 @@ def test_a_lever_patches_the_packaged_recipe():
         "/d/unlabelled/wikitext-2.test.txt",
     )
     assert wiki.task_steps == base.task_steps and wiki.overrides == base.overrides
+    assert wiki.split_long_texts and not base.split_long_texts  # WikiText not truncated away
     t2 = levers.lever_recipe("spikebert", "T8")
     assert t2.overrides == {**base.overrides, "time_steps": 8}
     # each_step reaches every step of a two-step recipe (SpikingBERT), keeping the step's own keys

@@ -72,6 +72,50 @@ def test_one_file_alone_skips_the_task_texts(tmp_path, tiny_teacher_dir, csv_dat
     assert (m["texts"], m["tokens"], m["texts_seen"], m["tokens_seen"]) == (2, 14, 2, 14)
 
 
+def test_long_paragraphs_are_truncated_unless_split(tmp_path, tiny_teacher_dir, csv_data):
+    # --max-length 7: pieces of (7 - 2) * 2 // 3 = 3 words. By hand: "the movie is good" ->
+    # "the movie is" (5 tokens) + "good" (3); "the plot was dull and boring" -> two pieces of 3
+    # words (5 + 5). Truncated instead: 2 texts of 6 and 7 tokens.
+    wiki, _ = _files(tmp_path)
+    short = [*_general(tmp_path / "t", str(tiny_teacher_dir), csv_data, wiki, epochs="1")]
+    assert main([*short, "--max-length", "7"]) == 0
+    m = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert (m["texts"], m["tokens"]) == (2, 6 + 7)
+    out = tmp_path / "s1"
+    argv = _general(out, str(tiny_teacher_dir), csv_data, wiki, epochs="1")
+    assert main([*argv, "--max-length", "7", "--split-long-texts"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["texts"], m["tokens"]) == (4, 5 + 3 + 5 + 5)
+    assert "2 paragraphs cut into 4 pieces of <= 3 words" in (out / "run.log").read_text()
+    rc = json.loads((out / "run_config.json").read_text())
+    assert rc["split_long_texts"] is True
+    again = shlex.split(reproduce_command(rc))
+    assert again[again.index("--split-long-texts") + 1].startswith("--")  # all files
+
+
+def test_split_names_files_and_never_cuts_the_training_texts(tmp_path, tiny_teacher_dir, csv_data):
+    # the 48 training texts have 4 words: pieces of 3 words would make 96 texts; they stay 48
+    wiki, extra = _files(tmp_path)
+    out = tmp_path / "s1"
+    argv = _general(out, str(tiny_teacher_dir), csv_data, "train", wiki, extra, epochs="1")
+    assert main([*argv, "--max-length", "7", "--split-long-texts", wiki]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert [r["texts"] for r in m["sources"]] == [48, 4, 1]
+    rc = json.loads((out / "run_config.json").read_text())
+    assert rc["split_long_texts"] == [wiki]
+    again = shlex.split(reproduce_command(rc))
+    assert again[again.index("--split-long-texts") + 1] == wiki
+
+
+def test_split_errors_name_the_problem(tmp_path, tiny_teacher_dir, csv_data, capsys):
+    wiki, extra = _files(tmp_path)
+    argv = _general(tmp_path / "s1", str(tiny_teacher_dir), csv_data, wiki)
+    _fails([*argv, "--split-long-texts", extra], capsys, "split_long_texts names .*extra.txt")
+    task = ["distill", "--stage", "task", "--model", "spikebert-tiny", "--teacher", "t"]
+    task += ["--train-file", csv_data["train"], "--split-long-texts", "--out", str(tmp_path / "x")]
+    _fails(task, capsys, "general-stage option")
+
+
 def _fails(argv: list[str], capsys, pattern: str) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -138,3 +182,30 @@ def test_recipe_text_list_reaches_stage_1_in_order(tmp_path, csv_data, monkeypat
         run_recipe(recipe, out, data, RunOptions(teacher="t", show_progress=False))
     assert seen == [[str(out / "unlabelled.txt"), wiki, extra]]
     assert len((out / "unlabelled.txt").read_text().splitlines()) == 48
+
+
+def test_recipe_split_long_texts_names_the_file_sources_only(tmp_path, csv_data, monkeypatch):
+    wiki, extra = _files(tmp_path)
+    path = _recipe(tmp_path, ["train", wiki, extra])
+    raw = yaml.safe_load(path.read_text())
+    assert load_recipe(path).split_long_texts is False  # the packaged default
+    raw["general"]["split_long_texts"] = True
+    path.write_text(yaml.safe_dump(raw))
+    recipe = load_recipe(path)
+    assert recipe.to_dict()["general"]["split_long_texts"] is True
+    seen: list = []
+
+    def stop(**kw):
+        seen.append(kw["split_long_texts"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "distill", stop)
+    monkeypatch.setattr(pipeline, "finetune_teacher", lambda **kw: {})
+    data = pipeline.DataArgs(train_file=csv_data["train"], validation_file=csv_data["dev"])
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(recipe, tmp_path / "run", data, RunOptions(teacher="t", show_progress=False))
+    assert seen == [[wiki, extra]]  # not the runner's unlabelled.txt of training texts
+    raw["general"]["split_long_texts"] = "yes"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(RecipeError, match="split_long_texts"):
+        load_recipe(path)

@@ -137,6 +137,9 @@ def _distill_flags(rc: dict) -> list[str]:
         values = rc.get(k) or []
         for v in [values] if isinstance(values, str) else values:  # unlabelled_file: a list too
             out += [_flag(k), v]
+    split = rc.get("split_long_texts")
+    if split:
+        out += ["--split-long-texts", *([] if split is True else split)]
     if rc.get("init_embeddings") is False:
         out.append("--no-init-embeddings")
     if rc.get("freeze_embeddings"):

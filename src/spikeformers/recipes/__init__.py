@@ -47,6 +47,9 @@ class Recipe:
     """``epochs`` is the total, split evenly over ``task_steps``."""
     freeze_embeddings: bool = False
     cache_teacher: bool = False
+    split_long_texts: bool = False
+    """Stage 1 cuts its file sources' paragraphs into pieces that fit ``max_length`` instead of
+    truncating them (YAML ``general.split_long_texts``; ``train`` is never cut)."""
     energy_samples: int = 100
     direct: bool = False
     source: str = ""
@@ -84,6 +87,7 @@ class Recipe:
                 else list(self.general_text),
                 "distill": dict(self.general_distill),
                 "train": dict(self.general_train),
+                "split_long_texts": self.split_long_texts,
             },
             "task": {
                 "steps": [dict(s) for s in self.task_steps],
@@ -113,7 +117,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
     },
     "student": {"variant": str, "overrides": dict},
     "teacher": {"model": str, "train": dict},
-    "general": {"text": (str, list), "distill": dict, "train": dict},
+    "general": {"text": (str, list), "distill": dict, "train": dict, "split_long_texts": bool},
     "task": {"steps": list, "train": dict, "freeze_embeddings": bool, "cache_teacher": bool},
     "energy": {"samples": int},
 }
@@ -215,6 +219,7 @@ def parse_recipe(raw: Any, path: str) -> Recipe:
             general.get("distill", {}), _DISTILL_KEYS, "general.distill", path
         ),
         general_train=_check_fields(general.get("train", {}), _TRAIN_KEYS, "general.train", path),
+        split_long_texts=general.get("split_long_texts", False),
         task_steps=tuple(checked_steps),
         task_train=_check_fields(task.get("train", {}), _TRAIN_KEYS, "task.train", path),
         freeze_embeddings=task.get("freeze_embeddings", False),

@@ -191,6 +191,9 @@ class StageRunner:
             train=self.train("general"),
             model_overrides=r.overrides,
             cache_teacher=r.cache_teacher,
+            split_long_texts=[s for s in r.general_sources if s != TRAIN_TEXTS]
+            if r.split_long_texts
+            else False,
         )
 
     def _train_text_file(self, splits) -> str:
