@@ -3,9 +3,12 @@
 The models' ``memory_saving`` field switches both together; this script separates them on one
 model and one batch, interleaving the four variants step by step so that drift on a shared
 machine hits all of them alike (median of ``--reps`` steps after one warm-up each). Packing is
-turned off by making the model's ``save_packed`` a no-op context; recomputation through the
-modules' ``recompute`` attribute. The numbers of every variant are the same (tested in
-``tests/models/test_spikebert_fast.py``); only time differs.
+switched through the model's ``config.memory_saving`` (read at each forward), recomputation
+through the modules' ``recompute`` attribute. The first committed version replaced
+``memory_saving_active`` instead, which made recomputation follow packing: its ``pack off`` and
+``recompute off`` rows were really both off and both on (its both-on/both-off pair was right).
+Every variant computes the same numbers (tested in ``tests/models/test_spikebert_fast.py``);
+only time differs.
 
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/memory_saving_toggles.py --family spikebert
 """
@@ -13,6 +16,7 @@ modules' ``recompute`` attribute. The numbers of every variant are the same (tes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -38,15 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", help="benchmarks/results/<out>.json (default: none)")
     a = p.parse_args(argv)
-    import importlib
-
     from spikeformers import create_model
-    from spikeformers.layers import packed
 
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
     variant, over = SIZES[a.family]
-    module = importlib.import_module(f"spikeformers.models.{a.family}")
     model = create_model(variant, vocab_size=30522, num_labels=2, **over)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
@@ -54,11 +54,12 @@ def main(argv: list[str] | None = None) -> None:
     lengths = torch.randint(32, 65, (32,), generator=g)
     mask = (torch.arange(64)[None] < lengths[:, None]).long()
     ids, labels = ids * mask, torch.randint(0, 2, (32,), generator=g)
-    real = packed.save_packed
 
     def use(pack: bool, recompute: bool) -> None:
-        module.save_packed = real if pack else (lambda *t, enabled=True: real(*t, enabled=False))
-        module.memory_saving_active = lambda mode, like: pack  # the model's packing switch
+        # packing follows the config (read at each forward); recomputation each module's own
+        # switch (a bool wins over the config's mode). Nothing else is patched: an earlier
+        # version replaced memory_saving_active, which made recomputation follow packing too.
+        model.config = dataclasses.replace(model.config, memory_saving="on" if pack else "off")
         for m in model.modules():
             if hasattr(m, "recompute"):
                 m.recompute = recompute
