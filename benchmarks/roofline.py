@@ -154,9 +154,11 @@ def run_worker(
     model.train()
     parts: dict[str, list[float]] = {"forward": [], "backward": [], "optimizer": [], "step": []}
     cpu_s: list[float] = []  # process CPU time per step: less sensitive to a shared machine
+    faults: list[int] = []  # minor page faults per step: fresh memory from the kernel
     losses = []
     for i in range(steps + 1):  # the first step is a warm-up
         c0 = time.process_time()
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = _now(device)
         loss = model(**batch).loss
         t1 = _now(device)
@@ -172,6 +174,7 @@ def run_worker(
             parts["optimizer"].append(t3 - t2)
             parts["step"].append(t3 - t0)
             cpu_s.append(time.process_time() - c0)
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
     peak = {"peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.type == "cuda":
         peak["cuda_max_allocated_MiB"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -197,6 +200,7 @@ def run_worker(
         "time_s": med,
         "step_s_all": parts["step"],
         "step_cpu_s": statistics.median(cpu_s),
+        "minor_faults_per_step": statistics.median(faults),
         "achieved_flops_per_s": flops / med["step"],
         "rss_after_setup_MiB": rss_setup,
         **peak,
