@@ -135,10 +135,18 @@ def _rss_mib() -> float:
 
 
 def run_worker(
-    cfg: Config, device: torch.device, steps: int, infer_reps: int, ckpt: bool = False
+    cfg: Config,
+    device: torch.device,
+    steps: int,
+    infer_reps: int,
+    ckpt: bool = False,
+    warmup: int = 3,
 ) -> dict:
     """Everything for one configuration, in this (fresh) process; ``ckpt``: the model's
-    gradient checkpointing on (as ``--gradient-checkpointing`` of train/distill)."""
+    gradient checkpointing on (as ``--gradient-checkpointing`` of train/distill); ``warmup``
+    untimed steps first. On a CPU the allocator is still growing its heap over the first steps
+    (fresh pages from the kernel: page faults), so one warm-up step is not enough: at SpikeBERT
+    4x256 the 2nd-3rd steps still took 1.3-1.6x the later ones (stop 14, quiet)."""
     from spikeformers import create_model
 
     torch.manual_seed(0)
@@ -156,7 +164,7 @@ def run_worker(
     cpu_s: list[float] = []  # process CPU time per step: less sensitive to a shared machine
     faults: list[int] = []  # minor page faults per step: fresh memory from the kernel
     losses = []
-    for i in range(steps + 1):  # the first step is a warm-up
+    for i in range(steps + warmup):  # the first ``warmup`` steps are not timed
         c0 = time.process_time()
         f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = _now(device)
@@ -168,7 +176,7 @@ def run_worker(
         opt.step()
         t3 = _now(device)
         losses.append(loss.item())
-        if i:
+        if i >= warmup:
             parts["forward"].append(t1 - t0)
             parts["backward"].append(t2 - t1)
             parts["optimizer"].append(t3 - t2)
@@ -214,6 +222,7 @@ def _spawn(cfg: Config, args: argparse.Namespace) -> dict:
     """Run one configuration in a fresh interpreter (clean peak RSS); returns its JSON."""
     cmd = [sys.executable, __file__, "--worker", cfg.name, "--device", args.device,
            "--steps", str(args.steps), "--infer-reps", str(args.infer_reps),
+           "--warmup", str(args.warmup),
            "--threads", str(args.threads)] + (["--quick"] if args.quick else []) + (
         ["--gradient-checkpointing"] if args.gradient_checkpointing else []) + (
         ["--set", *args.set] if args.set else [])  # fmt: skip
@@ -298,7 +307,14 @@ def main(argv: list[str] | None = None) -> None:  # noqa: D103
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", nargs="*", help="names (default: all; --quick: the tiny ones)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--steps", type=int, default=5, help="timed training steps (after 1 warm-up)")
+    p.add_argument("--steps", type=int, default=5, help="timed training steps (after --warmup)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=3,
+        help="untimed training steps first (the CPU allocator's heap is still growing over the "
+        "first steps; until stop 14 there was 1)",
+    )
     p.add_argument("--infer-reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--quick", action="store_true", help="tiny configurations (smoke test)")
@@ -347,7 +363,9 @@ def main(argv: list[str] | None = None) -> None:  # noqa: D103
         extra = parse_overrides(a.set)
         known = {n: replace(c, overrides={**c.overrides, **extra}) for n, c in known.items()}
     if a.worker:
-        row = run_worker(known[a.worker], device, a.steps, a.infer_reps, a.gradient_checkpointing)
+        row = run_worker(
+            known[a.worker], device, a.steps, a.infer_reps, a.gradient_checkpointing, a.warmup
+        )
         print(json.dumps(row))
         return
     names = a.configs or list(known)

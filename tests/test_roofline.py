@@ -67,9 +67,10 @@ def test_flops_of_a_tiny_spikebert_step_match_the_hand_count():
 def test_worker_reports_a_consistent_row_and_the_table_reads_it():
     roofline = _load()
     cfg = roofline.QUICK["spikebert-tiny"]
-    row = roofline.run_worker(cfg, torch.device("cpu"), steps=2, infer_reps=1)
+    row = roofline.run_worker(cfg, torch.device("cpu"), steps=2, infer_reps=1, warmup=2)
     assert row["flops_step"] == row["flops_forward"] * 3
-    assert len(row["step_s_all"]) == 2 and len(row["losses"]) == 3
+    assert len(row["step_s_all"]) == 2 and len(row["losses"]) == 4  # 2 warm-up + 2 timed
+    assert row["minor_faults_per_step"] >= 0
     t = row["time_s"]
     assert t["step"] > 0 and t["forward"] + t["backward"] + t["optimizer"] > 0.5 * t["step"]
     assert row["achieved_flops_per_s"] == row["flops_step"] / t["step"]

@@ -82,6 +82,17 @@ def test_forward_is_bitwise_the_literal_algorithm_and_gradients_agree():
     assert any(g.abs().sum() > 0 for n, g in g_new.items() if "blocks.0.attn.q" in n)
 
 
+def test_inference_gives_the_literal_logits():
+    model = _model().eval()
+    ids, mask, _ = _batch()
+    with torch.no_grad():
+        want = _literal_forward(model, ids, mask)
+    with torch.inference_mode():
+        got = model(ids, attention_mask=mask).logits
+    assert torch.equal(got, want)
+    assert torch.equal(model(ids, attention_mask=mask).logits.detach(), want)  # autograd on
+
+
 def test_a_short_training_run_gives_the_literal_algorithms_loss_curve():
     ids, mask, labels = _batch()
     curves = []
