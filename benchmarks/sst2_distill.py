@@ -145,8 +145,16 @@ def main() -> None:
     )
     p.add_argument(
         "--unlabelled-file",
-        default=None,
-        help="stage-1 text (default: the SST-2 training sentences, labels dropped)",
+        action="append",
+        metavar="FILE_OR_train",
+        help="a stage-1 text source, repeatable (`train`: the SST-2 training sentences, labels "
+        "dropped; the default), as `spikeformers distill --unlabelled-file`",
+    )
+    p.add_argument(
+        "--split-long-texts",
+        action="store_true",
+        help="cut the --unlabelled-file files' paragraphs into pieces that fit --max-length "
+        "instead of truncating them (`train` is never cut)",
     )
     p.add_argument(
         "--direct",
@@ -251,6 +259,7 @@ def main() -> None:
                 teacher=a.teacher,
                 data=data,
                 unlabelled_file=a.unlabelled_file,
+                split_long_texts=a.split_long_texts,
                 distill_config=DistillConfig.for_stage("general", **spec.general),
                 train=TrainConfig(epochs=a.general_epochs, lr=1e-3, seed=a.seed),
                 model_overrides=spec.overrides,
