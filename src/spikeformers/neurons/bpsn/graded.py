@@ -6,15 +6,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from spikeformers.neurons.bpsn.kernels import (
-    _autocast_state,
     _charge_backward,
     _correlate,
     _fire,
     _prepare,
-    _replay_autocast,
+    _RecomputingFunction,
     _surrogate_grad_,
     merged_charge_kernel,
 )
@@ -99,7 +97,7 @@ def _graded_forward(
     return _graded_spikes(xm, mask, kernel, threshold, reset_strength)
 
 
-class _GradedFunction(torch.autograd.Function):
+class _GradedFunction(_RecomputingFunction):
     """Fused graded BPSN: saves only ``x̃ = m ⊙ x`` (and the mask); recomputes ``H``, ``u`` and
     ``v`` in backward bit for bit (same ops, same autocast state, as :class:`_BPSNFunction`).
 
@@ -128,15 +126,8 @@ class _GradedFunction(torch.autograd.Function):
         ctx.save_for_backward(
             xm, mask, kernel, weight_fwd, weight_bwd, fusion, threshold, reset_strength
         )
-        ctx.surrogate = surrogate
-        ctx.device_type = x.device.type
-        ctx.autocast = _autocast_state(x.device.type)
+        _RecomputingFunction.remember(ctx, x, surrogate, _GradedFunction._backward)
         return s
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
-        return _replay_autocast(_GradedFunction._backward, ctx, grad_out)
 
     @staticmethod
     def _backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:

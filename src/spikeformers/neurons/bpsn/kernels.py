@@ -7,6 +7,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from spikeformers.neurons.surrogate import ATan, Sigmoid, Surrogate
 
@@ -219,14 +220,33 @@ def _autocast_state(device_type: str) -> tuple[bool, torch.dtype | None]:
         return torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
 
 
-def _replay_autocast(backward, ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-    """Run ``backward(ctx, grad_out)`` under the autocast state the forward saw
-    (``ctx.autocast``, ``ctx.device_type``), so recomputed spikes equal the forward's."""
-    enabled, dtype = ctx.autocast
-    if not enabled:
-        return backward(ctx, grad_out)
-    with torch.autocast(ctx.device_type, dtype=dtype):
-        return backward(ctx, grad_out)
+class _RecomputingFunction(torch.autograd.Function):
+    """Base of the fused BPSN Functions, whose backward recomputes the forward's intermediates
+    from the saved masked input.
+
+    A subclass's ``forward`` calls :meth:`remember`; its ``_backward(ctx, grad_out)`` does the
+    work. :meth:`backward` runs ``_backward`` under the autocast state the forward saw, so the
+    recomputed spikes equal the forward's bit for bit (a plain backward outside autocast would
+    recompute them in float32, where a few flip). Not differentiable again.
+    """
+
+    @staticmethod
+    def remember(ctx, x: torch.Tensor, surrogate: Surrogate, backward) -> None:
+        """Keep what :meth:`backward` needs: the surrogate, the device type and autocast state
+        of ``x``, and the subclass's ``_backward``."""
+        ctx.surrogate = surrogate
+        ctx.device_type = x.device.type
+        ctx.autocast = _autocast_state(x.device.type)
+        ctx.recompute_backward = backward
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
+        enabled, dtype = ctx.autocast
+        if not enabled:
+            return ctx.recompute_backward(ctx, grad_out)
+        with torch.autocast(ctx.device_type, dtype=dtype):
+            return ctx.recompute_backward(ctx, grad_out)
 
 
 def _charge_backward(

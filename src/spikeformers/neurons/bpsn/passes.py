@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from spikeformers.neurons.bpsn.kernels import (
-    _autocast_state,
     _charge_backward,
     _correlate,
     _fire,
     _kernel_grad,
     _prepare,
-    _replay_autocast,
+    _RecomputingFunction,
     _surrogate_grad_,
     merged_charge_kernel,
     merged_reset_kernel,
@@ -117,7 +115,7 @@ def _kernels(
     return kernel, reset, torch.cat([reset_taps.flip(1), zero, -reset_taps], dim=1)
 
 
-class _BPSNFunction(torch.autograd.Function):
+class _BPSNFunction(_RecomputingFunction):
     """Fused BPSN forward/backward that saves only ``x̃ = m ⊙ x`` (and the mask) for backward.
 
     Everything else (the charge ``H``, the spikes of every pass, the reset counts) is recomputed
@@ -168,15 +166,8 @@ class _BPSNFunction(torch.autograd.Function):
         )  # fmt: skip
         ctx.reset_passes = reset_passes
         ctx.detach_reset = detach_reset
-        ctx.surrogate = surrogate
-        ctx.device_type = x.device.type
-        ctx.autocast = _autocast_state(x.device.type)
+        _RecomputingFunction.remember(ctx, x, surrogate, _BPSNFunction._backward)
         return s
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
-        return _replay_autocast(_BPSNFunction._backward, ctx, grad_out)
 
     @staticmethod
     def _backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
