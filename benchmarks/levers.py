@@ -381,7 +381,9 @@ def markdown(records: list[dict]) -> str:
         "pairs (n pairs); gap: the teacher's validation score minus the student's, over all the "
         "row's runs (n runs, datasets pooled). Energy on the first 100 "
         "validation texts (45 nm, batch 1). Seconds: stage 1 + stage 2 as measured (shared "
-        "machine: compare within a column only roughly). The test split is not read.",
+        "machine: compare within a column only roughly). Gap, energy, tokens and seconds are "
+        "means over the row's runs with datasets pooled, so between rows that cover different "
+        "datasets only the paired column compares like with like. The test split is not read.",
     ]
     return "\n".join(out)
 
