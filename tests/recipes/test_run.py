@@ -6,6 +6,7 @@ BertConfig; students are the packaged recipes with tiny config overrides and 2 s
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -177,6 +178,57 @@ def test_resume_after_an_interrupted_stage_skips_finished_ones(
     calls.clear()
     again = run_recipe(recipe, out, _data(csv_data), RunOptions(**{**vars(opts), "resume": True}))
     assert calls == [] and again == summary
+    # another task setting: the finished task stages are not reused for it
+    other = dataclasses.replace(
+        recipe, task_steps=tuple({**s, "temperature": 2.0} for s in recipe.task_steps)
+    )
+    with pytest.raises(
+        pipeline.RunDirError,
+        match=r"student-step1 holds a run with other settings.*distill\.temperature: 1\.0 -> 2\.0",
+    ):
+        run_recipe(other, out, _data(csv_data), RunOptions(**{**vars(opts), "resume": True}))
+    assert calls == []
+
+
+def _recorded(tmp_path: Path, **settings) -> Path:
+    from spikeformers.workflows.rundir import write_run_config
+
+    write_run_config(tmp_path, "distill-task", **settings)
+    return tmp_path
+
+
+def test_stage_mismatches_compares_what_the_stage_computes(tmp_path):
+    from spikeformers.distill.distiller import DistillConfig
+    from spikeformers.recipes.runner import stage_mismatches
+    from spikeformers.trainer import TrainConfig
+
+    train, dcfg = TrainConfig(epochs=2.0, seed=1), DistillConfig.for_stage("task")
+    d = _recorded(tmp_path, model="runs/stage1", distill=dcfg, train=train, cache_teacher=False)
+    same = dict(stage="task", model="runs/stage1", distill_config=dcfg, train=train)
+    assert stage_mismatches(d, same) == []
+    assert stage_mismatches(d, {**same, "cache_teacher": True}) == []  # speed only
+    assert stage_mismatches(d, {**same, "stage": "general"}) == [
+        "command: distill-task -> distill-general"
+    ]
+    assert stage_mismatches(d, {**same, "model": Path("runs/other")}) == [
+        "model: runs/stage1 -> runs/other"
+    ]
+    assert stage_mismatches(d, {**same, "train": TrainConfig(epochs=2.0, seed=2)}) == [
+        "train.seed: 1 -> 2"
+    ]
+    # added to the code after the run: agrees at its default, not otherwise
+    assert stage_mismatches(d, {**same, "split_long_texts": False}) == []
+    assert stage_mismatches(d, {**same, "split_long_texts": ["wiki.txt"]}) == [
+        "split_long_texts: (not recorded) -> ['wiki.txt']"
+    ]
+    rc = json.loads((d / "run_config.json").read_text())
+    del rc["train"]["grad_clip"]  # a TrainConfig field the old run did not record
+    (d / "run_config.json").write_text(json.dumps(rc))
+    assert stage_mismatches(d, same) == []
+    changed = TrainConfig(epochs=2.0, seed=1, grad_clip=TrainConfig.grad_clip + 1)
+    assert stage_mismatches(d, {**same, "train": changed}) == [
+        f"train.grad_clip: (not recorded) -> {TrainConfig.grad_clip + 1}"
+    ]
 
 
 # -- recipe files ---------------------------------------------------------------------------------

@@ -12,7 +12,10 @@ Layout of a run folder ``OUT``:
 
 Every training stage selects its model on validation only (``do_test=False``). With ``resume``,
 a stage folder holding ``metrics.json`` and its model is skipped; an interrupted one continues
-from its latest checkpoint (``save_every``) or starts again.
+from its latest checkpoint (``save_every``) or starts again. Either only when the folder's
+``run_config.json`` records the settings the stage would run with now
+(:func:`stage_mismatches`); a folder of other settings (another stage-1 model, teacher, text,
+loss or training settings) is an error, never silently reused.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from spikeformers import pipeline
 from spikeformers.data import TRAIN_TEXTS
 from spikeformers.distill.distiller import DistillConfig
+from spikeformers.errors import RunDirError
 from spikeformers.recipes import Recipe
 from spikeformers.trainer import TrainConfig
 from spikeformers.utils.io import write_json
@@ -87,6 +91,68 @@ def is_finished(stage_dir: Path) -> bool:
     )
 
 
+SPEED_ONLY = frozenset({"cache_teacher"})
+"""Stage settings that change time, never the numbers: not compared when resuming."""
+_RECORDED_AS = {"distill_config": "distill"}
+_EMPTY = (None, False, [], {}, "")
+_MISSING = object()
+"""Stage arguments that ``run_config.json`` records under another name."""
+
+
+def _as_recorded(value):
+    """``value`` as ``run_config.json`` holds it (dataclasses as dicts, paths as strings)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return json.loads(json.dumps(value, default=str))
+
+
+def _field_defaults(value) -> dict:
+    """Defaults of a settings dataclass's fields (``{}`` for anything else)."""
+    if not (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        return {}
+    out = {}
+    for f in dataclasses.fields(value):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return _as_recorded(out)
+
+
+def stage_mismatches(stage_dir: Path, settings: dict) -> list[str]:
+    """How the run recorded in ``stage_dir/run_config.json`` differs from ``settings`` (the
+    keyword arguments its stage would be run with now): ``"key: recorded -> requested"`` lines,
+    empty when they agree.
+
+    A setting the record lacks agrees when the requested value is its default (``None``,
+    ``False``, empty, or a settings dataclass field's default): it was added to the code after
+    that run, which then ran with the default's behaviour. :data:`SPEED_ONLY` settings are not
+    compared; nor is a field the record has and the request lacks (removed since).
+    """
+    rc = json.loads((stage_dir / "run_config.json").read_text(encoding="utf-8"))
+    out = []
+    for key, want in settings.items():
+        if key in SPEED_ONLY:
+            continue
+        if key == "stage":
+            if rc.get("command") != f"distill-{want}":
+                out.append(f"command: {rc.get('command')} -> distill-{want}")
+            continue
+        name = _RECORDED_AS.get(key, key)
+        got, plain = rc.get(name), _as_recorded(want)
+        defaults = _field_defaults(want)
+        if defaults and isinstance(got, dict):  # a settings dataclass: field by field
+            for k, v in plain.items():
+                had = got[k] if k in got else defaults.get(k, _MISSING)
+                if had != v:
+                    out.append(f"{name}.{k}: {got.get(k, '(not recorded)')} -> {v}")
+        elif got in _EMPTY and plain in _EMPTY:
+            continue  # not recorded, None, False or empty: the same "nothing"
+        elif got != plain:
+            out.append(f"{name}: {got if name in rc else '(not recorded)'} -> {plain}")
+    return out
+
+
 def finetuned_for(teacher: str, num_labels: int) -> bool:
     """``teacher`` is a saved classifier with ``num_labels`` outputs (read from its config.json)."""
     cfg_path = Path(teacher) / "config.json"
@@ -121,6 +187,9 @@ class StageRunner:
 
     def __init__(self, recipe: Recipe, out: Path, data: pipeline.DataArgs, opts: RunOptions):
         self.recipe, self.out, self.data, self.opts = recipe, out, data, opts
+        self.check_only = False
+        """Verify the finished stages against the recipe and read their metrics; train nothing,
+        write nothing (a finished run being resumed)."""
         self.common = dict(device=opts.device, overwrite=True, show_progress=opts.show_progress)
         if opts.report_to:
             self.common["report_to"] = list(opts.report_to)
@@ -139,6 +208,15 @@ class StageRunner:
     def stage(self, name: str, fn: Callable[..., dict], **kwargs) -> dict:
         """Run one stage into ``OUT/name``, or read its metrics when resuming a finished one."""
         stage_dir = self.out / name
+        if self.check_only and not is_finished(stage_dir):
+            raise RunDirError(f"{stage_dir}: not a finished stage, but {self.out} has a summary")
+        if self.opts.resume and (stage_dir / "run_config.json").is_file():
+            diff = stage_mismatches(stage_dir, kwargs)
+            if diff:  # resuming it would reuse (or continue) a run of other settings
+                raise RunDirError(
+                    f"{stage_dir} holds a run with other settings than this stage's, so it is "
+                    f"not resumed ({'; '.join(diff)}); move it away or run into another folder"
+                )
         if self.opts.resume and is_finished(stage_dir):
             logger.info("%s: finished earlier, skipped (--resume)", stage_dir)
             return json.loads((stage_dir / "metrics.json").read_text(encoding="utf-8"))
@@ -202,6 +280,8 @@ class StageRunner:
         if self.opts.max_general_texts:
             texts = texts[: self.opts.max_general_texts]
         text_file = self.out / "unlabelled.txt"
+        if self.check_only:  # a finished run's file, as recorded
+            return str(text_file)
         self.out.mkdir(parents=True, exist_ok=True)
         text_file.write_text(
             "\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8"
@@ -301,26 +381,21 @@ def run_recipe(
         RunDirError: ``out_dir`` holds an earlier run and neither ``resume`` nor ``overwrite``.
     """
     out = Path(out_dir)
-    if (out / "summary.json").is_file() and opts.resume:
-        logger.info("%s: finished earlier (summary.json); nothing to resume", out)
-        return json.loads((out / "summary.json").read_text(encoding="utf-8"))
     if out.is_dir() and any(out.iterdir()) and not (opts.resume or opts.overwrite):
         raise pipeline.RunDirError(
             f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
     run = StageRunner(recipe, out, data, opts)
     direct = recipe.direct if opts.direct is None else opts.direct
     splits = pipeline.load_data(data)
-
-    logger.info("teacher")
-    teacher_dir, teacher_fit = run.teacher(splits)
-    logger.info("stage 1: general distillation from the pre-trained teacher")
-    stage1_fit = run.general(splits)
-    logger.info("stage 2: task distillation from the fine-tuned teacher")
-    student_fit = run.task(teacher_dir, out / "stage1")
-    direct_fit = run.direct() if direct else None
+    if (out / "summary.json").is_file() and opts.resume:
+        run.check_only = True  # every stage's record must match this recipe: nothing trains
+        _stages(run, splits, direct)
+        logger.info("%s: finished earlier (summary.json); nothing to resume", out)
+        return json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    teacher_dir, teacher_fit, stage1_fit, student_fit, direct_fit = _stages(run, splits, direct)
 
     logger.info("scoring the test split once")
     models = {"teacher": teacher_dir, "student": out / "student"}
@@ -375,6 +450,19 @@ def run_recipe(
     }
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _stages(run: StageRunner, splits, direct: bool) -> tuple[Path, dict, dict, dict, dict | None]:
+    """Teacher, stage 1, the task steps and (``direct``) the twin, in order: ``(teacher_dir,
+    teacher_fit, stage1_fit, student_fit, direct_fit)``, the fits being each stage's metrics."""
+    logger.info("teacher")
+    teacher_dir, teacher_fit = run.teacher(splits)
+    logger.info("stage 1: general distillation from the pre-trained teacher")
+    stage1_fit = run.general(splits)
+    logger.info("stage 2: task distillation from the fine-tuned teacher")
+    student_fit = run.task(teacher_dir, run.out / "stage1")
+    direct_fit = run.direct() if direct else None
+    return teacher_dir, teacher_fit, stage1_fit, student_fit, direct_fit
 
 
 def format_summary(s: dict, title: str = "spikeformers") -> str:
